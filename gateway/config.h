@@ -1,0 +1,69 @@
+/* The gateway's configuration: one JSON file, read with cJSON against one table of keys with
+ * types, defaults and validation. Loading never logs; it reports every problem it finds. */
+#ifndef GW_CONFIG_H
+#define GW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct gw_member {
+	char *name;
+	unsigned char token_sha256[32];
+	char *omni_pat;     /* secret; NULL when the member runs on the organization key */
+	char *omni_user_id; /* NULL when none is configured */
+	bool user_required;
+};
+
+struct gw_strlist {
+	char **items;
+	size_t n;
+};
+
+struct gw_config {
+	char *listen;       /* "host:port" as written */
+	char *listen_host;  /* parsed from listen */
+	int listen_port;
+	char *tls_cert;     /* NULL: plain HTTP */
+	char *tls_key;
+	bool plain_http;
+	char *mcp_path;
+	char *upstream_url;
+	char *upstream_ca_file;
+	long upstream_connect_timeout_ms;
+	long upstream_idle_timeout_ms;
+	long upstream_max_connections;
+	struct gw_strlist allowed_origins;
+	struct gw_strlist allowed_hosts;
+	bool user_required;
+	char *omni_api_key; /* secret; NULL when the team has no organization key */
+	long max_body_bytes;
+	long max_connections;
+	long client_timeout_ms;
+	long keepalive_timeout_ms;
+	char *log_level;
+	struct gw_member *members;
+	size_t n_members;
+};
+
+/* Problems found while loading: errors make the config unusable, warnings do not. Each line
+ * names the config path of the problem ("users[1].omni_pat_env: ..."). */
+struct gw_diag {
+	char **lines;
+	size_t n;
+	int errors;
+};
+
+/* Loads and validates the file at path. Returns NULL when there is at least one error; the
+ * diagnostics (errors and warnings) are appended to diag either way. */
+struct gw_config *gw_config_load(const char *path, struct gw_diag *diag);
+
+/* The same from JSON text already in memory (used by load and by the unit tests). */
+struct gw_config *gw_config_parse(const char *text, size_t len, struct gw_diag *diag);
+
+void gw_config_free(struct gw_config *cfg);
+
+void gw_diag_add(struct gw_diag *diag, bool error, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void gw_diag_fini(struct gw_diag *diag);
+
+#endif

@@ -1,0 +1,341 @@
+/* Client connections: request framing (head, Content-Length or chunked body), limits and
+ * deadlines, keep-alive, and the flush-then-close ending. States:
+ *   IDLE   between requests (keep-alive timer)
+ *   HEAD   reading a head   (client timer from its first byte)
+ *   BODY   reading a body   (same timer)
+ *   BUSY   the request runs and streams its response (no timer; write stalls time out)
+ *   CLOSING flushing the last response, then the connection is freed */
+#include "gateway/conn.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "gateway/http.h"
+#include "gateway/log.h"
+#include "gateway/req.h"
+#include "gateway/server.h"
+
+/* Output above which an upstream transfer pauses, and below which it resumes. */
+#define STREAM_HIGH_WATER (64 * 1024)
+#define STREAM_LOW_WATER (16 * 1024)
+
+enum conn_state { CONN_IDLE, CONN_HEAD, CONN_BODY, CONN_BUSY, CONN_CLOSING };
+
+struct gw_conn {
+	struct gw_server *srv;
+	struct bufferevent *bev;
+	struct event *timer;
+	enum conn_state state;
+	struct gw_req *req;
+	long long body_left; /* Content-Length bytes still to read */
+	struct gw_chunked chunked;
+	char peer[INET6_ADDRSTRLEN];
+};
+
+static void conn_free(struct gw_conn *c)
+{
+	if (c->req) {
+		gw_req_abort(c->req);
+		gw_req_free(c->req);
+	}
+	event_free(c->timer);
+	bufferevent_free(c->bev);
+	gw_server_conn_closed(c->srv);
+	free(c);
+}
+
+static void arm_timer(struct gw_conn *c, long ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+	evtimer_add(c->timer, &tv);
+}
+
+/* Stops reading and frees the connection once what was written has been sent. */
+static void close_after_flush(struct gw_conn *c)
+{
+	c->state = CONN_CLOSING;
+	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		conn_free(c);
+		return;
+	}
+	arm_timer(c, gw_server_config(c->srv)->client_timeout_ms);
+}
+
+void gw_conn_write_error(struct gw_conn *c, const struct gw_error *err, const char *id_json,
+			 bool keep_alive)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *body = evbuffer_new();
+
+	if (!body)
+		abort();
+	gw_error_write_body(body, err, id_json);
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+			    "Content-Length: %zu\r\nCache-Control: no-store\r\n",
+			    err->status, gw_http_reason(err->status), evbuffer_get_length(body));
+	if (err->status == 401)
+		evbuffer_add_printf(out, "WWW-Authenticate: Bearer realm=\"omni-mcp-gateway\"\r\n");
+	if (err->status == 405)
+		evbuffer_add_printf(out, "Allow: GET, POST, DELETE\r\n");
+	if (c->req)
+		evbuffer_add_printf(out, "X-Request-Id: %s\r\n", gw_req_id(c->req));
+	if (!keep_alive)
+		evbuffer_add_printf(out, "Connection: close\r\n");
+	evbuffer_add(out, "\r\n", 2);
+	evbuffer_add_buffer(out, body);
+	evbuffer_free(body);
+}
+
+/* An error found while reading a request: answer and close, since the rest of the stream can
+ * no longer be framed. */
+static void fail_request(struct gw_conn *c, const struct gw_error *err)
+{
+	gw_info("peer=%s refused before running: %d %s", c->peer, err->status,
+		gw_http_reason(err->status));
+	gw_conn_write_error(c, err, c->req ? gw_req_rpc_id(c->req) : NULL, false);
+	if (c->req) {
+		gw_req_free(c->req);
+		c->req = NULL;
+	}
+	close_after_flush(c);
+}
+
+/* Reads a head if a whole one is buffered. Returns false when more input is needed or the
+ * connection failed. */
+static bool read_head(struct gw_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	const struct gw_config *cfg = gw_server_config(c->srv);
+	struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+	struct gw_http_head head;
+	const char *err;
+	size_t len;
+	char *buf;
+	int rc;
+
+	if (end.pos < 0) {
+		if (evbuffer_get_length(in) > GW_HTTP_MAX_HEAD)
+			fail_request(c, &gw_err_head_too_large);
+		else if (c->state == CONN_IDLE && evbuffer_get_length(in) > 0) {
+			c->state = CONN_HEAD;
+			arm_timer(c, cfg->client_timeout_ms);
+		}
+		return false;
+	}
+	len = (size_t)end.pos + 4;
+	if (len > GW_HTTP_MAX_HEAD) {
+		fail_request(c, &gw_err_head_too_large);
+		return false;
+	}
+	if (c->state == CONN_IDLE)
+		arm_timer(c, cfg->client_timeout_ms);
+	buf = malloc(len + 1);
+	if (!buf)
+		abort();
+	evbuffer_remove(in, buf, len);
+	buf[len] = '\0';
+	rc = gw_http_parse_head(buf, len, &head, &err);
+	if (rc < 0) {
+		gw_debug("peer=%s bad request: %s", c->peer, err);
+		free(buf);
+		fail_request(c, rc == -2 ? &gw_err_not_implemented : &gw_err_bad_request);
+		return false;
+	}
+	c->req = gw_req_new(c, buf, &head);
+	if (head.content_length > cfg->max_body_bytes) {
+		fail_request(c, &gw_err_too_large);
+		return false;
+	}
+	c->body_left = head.content_length > 0 ? head.content_length : 0;
+	memset(&c->chunked, 0, sizeof(c->chunked));
+	c->state = CONN_BODY;
+	if (head.chunked || c->body_left > 0) {
+		const char *expect = gw_http_header(&head, "expect");
+
+		if (expect && strcasecmp(expect, "100-continue") == 0)
+			evbuffer_add_printf(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
+	}
+	return true;
+}
+
+/* Moves body bytes into the request. Returns true once the body is complete. */
+static bool read_body(struct gw_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *body = gw_req_body(c->req);
+	const struct gw_http_head *head = gw_req_head(c->req);
+	const char *err;
+	int rc;
+
+	if (!head->chunked) {
+		size_t avail = evbuffer_get_length(in);
+		size_t n = (long long)avail < c->body_left ? avail : (size_t)c->body_left;
+
+		evbuffer_remove_buffer(in, body, n);
+		c->body_left -= n;
+		return c->body_left == 0;
+	}
+	rc = gw_chunked_step(&c->chunked, in, body, gw_server_config(c->srv)->max_body_bytes, &err);
+	if (rc == -1)
+		fail_request(c, &gw_err_bad_request);
+	else if (rc == -2)
+		fail_request(c, &gw_err_too_large);
+	return rc == 1;
+}
+
+/* Drives the read states as far as the buffered input allows. */
+static void process_input(struct gw_conn *c)
+{
+	for (;;) {
+		if (c->state == CONN_IDLE || c->state == CONN_HEAD) {
+			if (!read_head(c))
+				return;
+		}
+		if (c->state != CONN_BODY)
+			return;
+		if (!read_body(c))
+			return;
+		c->state = CONN_BUSY;
+		evtimer_del(c->timer);
+		gw_req_run(c->req); /* may finish at once and bring us back to IDLE or free us */
+		return;
+	}
+}
+
+void gw_conn_req_done(struct gw_conn *c, bool keep_alive)
+{
+	gw_req_free(c->req);
+	c->req = NULL;
+	if (!keep_alive || gw_server_draining(c->srv)) {
+		close_after_flush(c);
+		return;
+	}
+	c->state = CONN_IDLE;
+	arm_timer(c, gw_server_config(c->srv)->keepalive_timeout_ms);
+	/* A pipelined request may already be buffered; take it from the loop, not from here,
+	 * so that the caller's stack unwinds first. */
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	process_input(arg);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+	struct gw_conn *c = arg;
+
+	(void)bev;
+	if (c->state == CONN_CLOSING) {
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			conn_free(c);
+	} else if (c->state == CONN_BUSY && c->req) {
+		gw_req_on_drained(c->req);
+	}
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct gw_conn *c = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_TIMEOUT)
+		gw_info("peer=%s closed: client stopped reading", c->peer);
+	else if ((what & BEV_EVENT_ERROR) && c->state != CONN_IDLE)
+		gw_debug("peer=%s connection error", c->peer);
+	conn_free(c); /* EOF, error or write time-out: the client is gone */
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	switch (c->state) {
+	case CONN_HEAD:
+	case CONN_BODY:
+		fail_request(c, &gw_err_timeout);
+		break;
+	case CONN_IDLE:
+		/* A fresh connection that never sent a byte gets the same 408, then closes. */
+		if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+			fail_request(c, &gw_err_timeout);
+		else
+			conn_free(c);
+		break;
+	default:
+		conn_free(c);
+		break;
+	}
+}
+
+static void format_peer(const struct sockaddr *sa, char *out, size_t len)
+{
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, len);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, len);
+	else
+		snprintf(out, len, "unix");
+}
+
+struct gw_conn *gw_conn_new(struct gw_server *srv, struct bufferevent *bev,
+			    const struct sockaddr *peer)
+{
+	struct gw_conn *c = calloc(1, sizeof(*c));
+	const struct gw_config *cfg = gw_server_config(srv);
+	struct timeval write_tv = {cfg->client_timeout_ms / 1000,
+				   (cfg->client_timeout_ms % 1000) * 1000};
+
+	if (!c)
+		abort();
+	c->srv = srv;
+	c->bev = bev;
+	c->state = CONN_IDLE;
+	c->timer = evtimer_new(bufferevent_get_base(bev), on_timer, c);
+	if (!c->timer)
+		abort();
+	format_peer(peer, c->peer, sizeof(c->peer));
+	bufferevent_setcb(bev, on_read, on_write, on_event, c);
+	/* A client that stops reading while output is pending is given up on after this long. */
+	bufferevent_set_timeouts(bev, NULL, &write_tv);
+	bufferevent_setwatermark(bev, EV_WRITE, STREAM_LOW_WATER, 0);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	/* The TLS handshake and the first request must arrive within the client time-out. */
+	arm_timer(c, cfg->client_timeout_ms);
+	return c;
+}
+
+struct gw_server *gw_conn_server(const struct gw_conn *c)
+{
+	return c->srv;
+}
+
+struct evbuffer *gw_conn_output(struct gw_conn *c)
+{
+	return bufferevent_get_output(c->bev);
+}
+
+const char *gw_conn_peer(const struct gw_conn *c)
+{
+	return c->peer;
+}
+
+bool gw_conn_output_full(struct gw_conn *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev)) > STREAM_HIGH_WATER;
+}

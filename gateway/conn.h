@@ -1,0 +1,38 @@
+/* One client connection: TLS or plain, HTTP/1.1 with keep-alive, one request at a time. The
+ * connection reads a whole request (head and body, within limits and a deadline), hands it to
+ * gw_req, and takes the next one when the request says it is done. */
+#ifndef GW_CONN_H
+#define GW_CONN_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include <event2/bufferevent.h>
+
+#include "gateway/errors.h"
+
+struct gw_conn;
+struct gw_server;
+
+/* Takes ownership of bev (a socket or OpenSSL bufferevent in accepting state). */
+struct gw_conn *gw_conn_new(struct gw_server *srv, struct bufferevent *bev,
+			    const struct sockaddr *peer);
+
+struct gw_server *gw_conn_server(const struct gw_conn *c);
+struct evbuffer *gw_conn_output(struct gw_conn *c);
+const char *gw_conn_peer(const struct gw_conn *c);
+/* True when the client's output buffer is above the high-water mark: stop feeding it until
+ * gw_req_on_drained() is called. */
+bool gw_conn_output_full(struct gw_conn *c);
+
+/* Writes a whole JSON-RPC error response for err (with WWW-Authenticate on 401 and Allow on
+ * 405). id_json is the request's id as JSON text, or NULL. */
+void gw_conn_write_error(struct gw_conn *c, const struct gw_error *err, const char *id_json,
+			 bool keep_alive);
+
+/* The current request has written its whole response (or gave up on it when keep_alive is
+ * false). The connection frees the request and reads the next one, or closes once the output
+ * has been flushed. */
+void gw_conn_req_done(struct gw_conn *c, bool keep_alive);
+
+#endif

@@ -1,0 +1,36 @@
+/* Every error a client can see, in one place: each is a constant compared by pointer, with the
+ * HTTP status, the JSON-RPC error code and a message that tells the client what to do. */
+#ifndef GW_ERRORS_H
+#define GW_ERRORS_H
+
+#include <event2/buffer.h>
+
+struct gw_error {
+	int status;
+	int rpc_code;
+	const char *message;
+};
+
+extern const struct gw_error gw_err_bad_request;
+extern const struct gw_error gw_err_unauthorized;
+extern const struct gw_error gw_err_user_id_required;
+extern const struct gw_error gw_err_org_key_without_user;
+extern const struct gw_error gw_err_origin;
+extern const struct gw_error gw_err_host;
+extern const struct gw_error gw_err_not_found;
+extern const struct gw_error gw_err_method;
+extern const struct gw_error gw_err_timeout;
+extern const struct gw_error gw_err_too_large;
+extern const struct gw_error gw_err_head_too_large;
+extern const struct gw_error gw_err_not_implemented;
+extern const struct gw_error gw_err_upstream_refused;
+extern const struct gw_error gw_err_upstream_unreachable;
+extern const struct gw_error gw_err_upstream_timeout;
+extern const struct gw_error gw_err_upstream_broken;
+extern const struct gw_error gw_err_overloaded;
+
+/* Appends {"jsonrpc":"2.0","id":ID,"error":{"code":C,"message":M}} to out. id_json is the
+ * request's id as JSON text (a number or a quoted string), or NULL for null. */
+void gw_error_write_body(struct evbuffer *out, const struct gw_error *err, const char *id_json);
+
+#endif

@@ -1,0 +1,131 @@
+/* omni-mcp-gateway: the command line. Runs the gateway, checks a config, or makes a member
+ * token. Sub-commands print for operators; the running gateway logs to stderr. */
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/auth.h"
+#include "gateway/config.h"
+#include "gateway/log.h"
+#include "gateway/server.h"
+
+#define GW_VERSION "0.1.0"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: omni-mcp-gateway -c FILE          run the gateway\n"
+		"       omni-mcp-gateway check -c FILE    validate a config; one line per problem\n"
+		"       omni-mcp-gateway token            print a new member token and its SHA-256\n"
+		"       omni-mcp-gateway --version\n");
+}
+
+/* Finds "-c FILE" / "--config FILE" in argv[from..]; NULL when absent or anything else is there. */
+static const char *config_arg(int argc, char **argv, int from)
+{
+	const char *path = NULL;
+
+	for (int i = from; i < argc; i++) {
+		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
+			path = argv[++i];
+		else
+			return NULL;
+	}
+	return path;
+}
+
+static void print_diag(const struct gw_diag *diag, const char *path, FILE *out)
+{
+	for (size_t i = 0; i < diag->n; i++)
+		fprintf(out, "%s: %s\n", path, diag->lines[i]);
+}
+
+static int cmd_check(const char *path)
+{
+	struct gw_diag diag = {0};
+	struct gw_config *cfg = gw_config_load(path, &diag);
+
+	print_diag(&diag, path, stdout);
+	if (cfg)
+		printf("%s: ok (%zu members)\n", path, cfg->n_members);
+	gw_config_free(cfg);
+	gw_diag_fini(&diag);
+	return cfg ? 0 : 1;
+}
+
+static int cmd_token(void)
+{
+	char token[44], hex[65];
+
+	if (gw_auth_token_new(token, hex) < 0) {
+		fprintf(stderr, "token: no randomness available\n");
+		return 1;
+	}
+	printf("token: %s\ntoken_sha256: %s\n", token, hex);
+	printf("# give the token to the member; put token_sha256 in their users[] entry\n");
+	return 0;
+}
+
+static int cmd_run(const char *path)
+{
+	struct gw_diag diag = {0};
+	struct gw_config *cfg = gw_config_load(path, &diag);
+	struct gw_server *srv;
+	int rc;
+
+	for (size_t i = 0; i < diag.n; i++)
+		gw_log(cfg ? GW_LOG_WARN : GW_LOG_ERROR, "config %s: %s", path, diag.lines[i]);
+	gw_diag_fini(&diag);
+	if (!cfg)
+		return 1;
+	gw_log_set_level(gw_log_level_parse(cfg->log_level));
+	signal(SIGPIPE, SIG_IGN);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		gw_error("libcurl: global init failed");
+		gw_config_free(cfg);
+		return 1;
+	}
+	srv = gw_server_new(cfg);
+	if (!srv) {
+		curl_global_cleanup();
+		return 1;
+	}
+	gw_info("omni-mcp-gateway %s: %zu members, upstream %s", GW_VERSION, cfg->n_members,
+		cfg->upstream_url);
+	rc = gw_server_run(srv);
+	gw_server_free(srv);
+	curl_global_cleanup();
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	const char *path;
+
+	if (argc >= 2 && strcmp(argv[1], "token") == 0 && argc == 2)
+		return cmd_token();
+	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+		printf("omni-mcp-gateway %s\n", GW_VERSION);
+		return 0;
+	}
+	if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+		usage(stdout);
+		return 0;
+	}
+	if (argc >= 2 && strcmp(argv[1], "check") == 0) {
+		path = config_arg(argc, argv, 2);
+		if (!path) {
+			usage(stderr);
+			return 2;
+		}
+		return cmd_check(path);
+	}
+	path = config_arg(argc, argv, 1);
+	if (!path) {
+		usage(stderr);
+		return 2;
+	}
+	return cmd_run(path);
+}

@@ -1,0 +1,252 @@
+/* The listener and the loop: binds the configured address, wraps accepted sockets in TLS when
+ * configured, counts connections against max_connections, and stops on SIGTERM/SIGINT after
+ * letting requests in flight finish (up to a drain time-out). */
+#include "gateway/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "gateway/conn.h"
+#include "gateway/log.h"
+
+#define DRAIN_TIMEOUT_MS 10000
+
+struct gw_server {
+	struct event_base *base;
+	struct gw_config *cfg;
+	SSL_CTX *ssl_ctx;
+	struct evconnlistener *listener;
+	struct upstream *upstream;
+	struct event *sigterm, *sigint, *drain_timer;
+	long n_conns;
+	bool draining;
+};
+
+static SSL_CTX *tls_context_new(const struct gw_config *cfg)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (!ctx)
+		return NULL;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		char err[256];
+
+		ERR_error_string_n(ERR_get_error(), err, sizeof(err));
+		gw_error("tls: cannot use %s / %s: %s", cfg->tls_cert, cfg->tls_key, err);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+		      int socklen, void *arg)
+{
+	struct gw_server *srv = arg;
+	struct bufferevent *bev;
+	int one = 1;
+
+	(void)l;
+	(void)socklen;
+	if (srv->n_conns >= srv->cfg->max_connections) {
+		gw_warn("at max_connections (%ld): refusing a connection", srv->cfg->max_connections);
+		evutil_closesocket(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (srv->ssl_ctx) {
+		SSL *ssl = SSL_new(srv->ssl_ctx);
+
+		if (!ssl) {
+			evutil_closesocket(fd);
+			return;
+		}
+		bev = bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+						     BEV_OPT_CLOSE_ON_FREE);
+		if (bev)
+			bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	} else {
+		bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
+	if (!bev) {
+		evutil_closesocket(fd);
+		return;
+	}
+	srv->n_conns++;
+	gw_conn_new(srv, bev, sa);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	(void)l;
+	(void)arg;
+	/* EMFILE and friends: the listener keeps going; the next accept may succeed. */
+	gw_error("accept: %s", strerror(errno));
+}
+
+static void maybe_finish_drain(struct gw_server *srv)
+{
+	if (srv->draining && srv->n_conns == 0)
+		event_base_loopexit(srv->base, NULL);
+}
+
+static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	gw_warn("drain time-out: closing %ld connection(s)", srv->n_conns);
+	event_base_loopexit(srv->base, NULL);
+}
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct gw_server *srv = arg;
+	struct timeval tv = {DRAIN_TIMEOUT_MS / 1000, 0};
+
+	(void)what;
+	if (srv->draining) {
+		event_base_loopexit(srv->base, NULL);
+		return;
+	}
+	gw_info("signal %d: no longer accepting; draining %ld connection(s)", (int)sig,
+		srv->n_conns);
+	srv->draining = true;
+	evconnlistener_disable(srv->listener);
+	evtimer_add(srv->drain_timer, &tv);
+	maybe_finish_drain(srv);
+}
+
+static int bind_listener(struct gw_server *srv)
+{
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss);
+	char addr[300];
+	char host[INET6_ADDRSTRLEN];
+	int port;
+
+	snprintf(addr, sizeof(addr), strchr(srv->cfg->listen_host, ':') ? "[%s]:%d" : "%s:%d",
+		 strcmp(srv->cfg->listen_host, "localhost") == 0 ? "127.0.0.1"
+								 : srv->cfg->listen_host,
+		 srv->cfg->listen_port);
+	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) < 0) {
+		gw_error("listen: cannot parse %s (use a numeric address)", srv->cfg->listen);
+		return -1;
+	}
+	srv->listener = evconnlistener_new_bind(srv->base, on_accept, srv,
+						LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
+						(struct sockaddr *)&ss, sslen);
+	if (!srv->listener) {
+		gw_error("listen: cannot bind %s: %s", srv->cfg->listen, strerror(errno));
+		return -1;
+	}
+	evconnlistener_set_error_cb(srv->listener, on_accept_error);
+	/* Report the real port: with port 0 the system chose it. */
+	sslen = sizeof(ss);
+	getsockname(evconnlistener_get_fd(srv->listener), (struct sockaddr *)&ss, (socklen_t *)&sslen);
+	if (ss.ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
+		port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+		gw_info("listening on %s://[%s]:%d%s", srv->ssl_ctx ? "https" : "http", host, port,
+			srv->cfg->mcp_path);
+	} else {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
+		port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		gw_info("listening on %s://%s:%d%s", srv->ssl_ctx ? "https" : "http", host, port,
+			srv->cfg->mcp_path);
+	}
+	return 0;
+}
+
+struct gw_server *gw_server_new(struct gw_config *cfg)
+{
+	struct gw_server *srv = calloc(1, sizeof(*srv));
+
+	if (!srv)
+		abort();
+	srv->cfg = cfg;
+	srv->base = event_base_new();
+	if (!srv->base)
+		abort();
+	if (cfg->tls_cert && !(srv->ssl_ctx = tls_context_new(cfg)))
+		goto fail;
+	if (bind_listener(srv) < 0)
+		goto fail;
+	srv->upstream = upstream_new(srv->base, cfg);
+	srv->sigterm = evsignal_new(srv->base, SIGTERM, on_stop_signal, srv);
+	srv->sigint = evsignal_new(srv->base, SIGINT, on_stop_signal, srv);
+	srv->drain_timer = evtimer_new(srv->base, on_drain_timeout, srv);
+	if (!srv->sigterm || !srv->sigint || !srv->drain_timer)
+		abort();
+	evsignal_add(srv->sigterm, NULL);
+	evsignal_add(srv->sigint, NULL);
+	return srv;
+fail:
+	gw_server_free(srv);
+	return NULL;
+}
+
+int gw_server_run(struct gw_server *srv)
+{
+	event_base_dispatch(srv->base);
+	gw_info("stopped");
+	return 0;
+}
+
+void gw_server_free(struct gw_server *srv)
+{
+	if (!srv)
+		return;
+	if (srv->listener)
+		evconnlistener_free(srv->listener);
+	if (srv->sigterm)
+		event_free(srv->sigterm);
+	if (srv->sigint)
+		event_free(srv->sigint);
+	if (srv->drain_timer)
+		event_free(srv->drain_timer);
+	upstream_free(srv->upstream);
+	SSL_CTX_free(srv->ssl_ctx);
+	event_base_free(srv->base);
+	gw_config_free(srv->cfg);
+	free(srv);
+}
+
+const struct gw_config *gw_server_config(const struct gw_server *srv)
+{
+	return srv->cfg;
+}
+
+struct upstream *gw_server_upstream(struct gw_server *srv)
+{
+	return srv->upstream;
+}
+
+bool gw_server_draining(const struct gw_server *srv)
+{
+	return srv->draining;
+}
+
+void gw_server_conn_closed(struct gw_server *srv)
+{
+	srv->n_conns--;
+	maybe_finish_drain(srv);
+}

@@ -1,0 +1,24 @@
+/* The server: one event_base, the listener (TLS or plain), the upstream, the live config and
+ * the signals. Connections ask it for the config and the upstream. */
+#ifndef GW_SERVER_H
+#define GW_SERVER_H
+
+#include <stdbool.h>
+
+#include "gateway/config.h"
+#include "gateway/upstream.h"
+
+struct gw_server;
+
+/* Takes ownership of cfg. Returns NULL after logging why the listener could not start. */
+struct gw_server *gw_server_new(struct gw_config *cfg);
+/* Runs the loop until a signal asks it to stop; returns the process exit code. */
+int gw_server_run(struct gw_server *srv);
+void gw_server_free(struct gw_server *srv);
+
+const struct gw_config *gw_server_config(const struct gw_server *srv);
+struct upstream *gw_server_upstream(struct gw_server *srv);
+bool gw_server_draining(const struct gw_server *srv);
+void gw_server_conn_closed(struct gw_server *srv);
+
+#endif

@@ -1,0 +1,330 @@
+/* libcurl's multi interface on the gateway's libevent loop (the "multi_socket" pattern): curl
+ * tells us which sockets to watch and when to wake it; the loop tells curl what happened.
+ * Response headers are filtered here to the ones a gateway forwards, so callers see only those. */
+#include "gateway/upstream.h"
+
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "gateway/log.h"
+
+struct upstream {
+	struct event_base *base;
+	CURLM *multi;
+	struct event *timer;
+	char *url;
+	char *ca_file;
+	long connect_timeout_ms;
+	long idle_timeout_s;
+};
+
+struct upstream_xfer {
+	struct upstream *u;
+	CURL *easy;
+	struct curl_slist *headers;
+	const struct upstream_handlers *h;
+	void *arg;
+	struct evbuffer *resp_headers;
+	int status;
+	long long content_length;
+	bool head_done;
+	struct timespec started;
+	long head_ms;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+/* Response headers relayed to the client (mcp-transport.md); Content-Length is framing and is
+ * handed over separately. Everything else, WWW-Authenticate above all, stays behind. */
+static const char *const forwarded_response_headers[] = {
+	"content-type", "mcp-session-id", "allow", "cache-control", "x-accel-buffering",
+	"retry-after", NULL,
+};
+
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+static bool header_is(const char *line, size_t len, const char *name)
+{
+	size_t n = strlen(name);
+
+	return len > n && line[n] == ':' && strncasecmp(line, name, n) == 0;
+}
+
+static size_t on_curl_header(char *line, size_t size, size_t nitems, void *arg)
+{
+	struct upstream_xfer *x = arg;
+	size_t len = size * nitems;
+
+	if (x->head_done)
+		return len; /* trailers */
+	if (len > 5 && memcmp(line, "HTTP/", 5) == 0) {
+		const char *sp = memchr(line, ' ', len);
+
+		x->status = sp ? atoi(sp + 1) : 0;
+		x->content_length = -1;
+		evbuffer_drain(x->resp_headers, evbuffer_get_length(x->resp_headers));
+		return len;
+	}
+	if (len <= 2) {
+		if (x->status >= 100 && x->status < 200)
+			return len; /* an interim response; the real head follows */
+		x->head_done = true;
+		x->head_ms = ms_since(&x->started);
+		x->h->on_head(x->arg, x->status, x->resp_headers, x->content_length);
+		return len;
+	}
+	if (header_is(line, len, "content-length")) {
+		x->content_length = strtoll(line + 15, NULL, 10);
+		return len;
+	}
+	for (const char *const *h = forwarded_response_headers; *h; h++) {
+		if (header_is(line, len, *h)) {
+			evbuffer_add(x->resp_headers, line, len);
+			break;
+		}
+	}
+	return len;
+}
+
+static size_t on_curl_write(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct upstream_xfer *x = arg;
+	size_t len = size * nmemb;
+
+	if (!x->h->on_body(x->arg, data, len))
+		return CURL_WRITEFUNC_PAUSE;
+	return len;
+}
+
+static const struct gw_error *map_curl_error(const struct upstream_xfer *x, CURLcode rc)
+{
+	if (rc == CURLE_OK)
+		return x->head_done ? NULL : &gw_err_upstream_broken;
+	if (rc == CURLE_OPERATION_TIMEDOUT)
+		return &gw_err_upstream_timeout;
+	if (!x->head_done)
+		return &gw_err_upstream_unreachable;
+	return &gw_err_upstream_broken;
+}
+
+static void xfer_free(struct upstream_xfer *x)
+{
+	curl_multi_remove_handle(x->u->multi, x->easy);
+	curl_easy_cleanup(x->easy);
+	curl_slist_free_all(x->headers);
+	evbuffer_free(x->resp_headers);
+	free(x);
+}
+
+/* Reaps finished transfers. Runs after curl_multi_socket_action returns, so a transfer can be
+ * removed and freed here without pulling it from under curl. */
+static void reap_finished(struct upstream *u)
+{
+	CURLMsg *msg;
+	int left;
+
+	while ((msg = curl_multi_info_read(u->multi, &left))) {
+		struct upstream_xfer *x;
+		const struct gw_error *err;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+		err = map_curl_error(x, msg->data.result);
+		if (err)
+			gw_warn("upstream: %s (%s)", curl_easy_strerror(msg->data.result),
+				x->errbuf[0] ? x->errbuf : "no detail");
+		x->h->on_done(x->arg, err);
+		xfer_free(x);
+	}
+}
+
+static void on_socket_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream *u = arg;
+	int running, flags = 0;
+
+	if (what & EV_READ)
+		flags |= CURL_CSELECT_IN;
+	if (what & EV_WRITE)
+		flags |= CURL_CSELECT_OUT;
+	curl_multi_socket_action(u->multi, fd, flags, &running);
+	reap_finished(u);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream *u = arg;
+	int running;
+
+	(void)fd;
+	(void)what;
+	curl_multi_socket_action(u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	reap_finished(u);
+}
+
+/* CURLMOPT_SOCKETFUNCTION: keep one persistent event per socket curl uses. */
+static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct upstream *u = userp;
+	struct event *ev = socketp;
+	short kind = EV_PERSIST;
+
+	(void)easy;
+	if (what == CURL_POLL_REMOVE) {
+		if (ev)
+			event_free(ev);
+		curl_multi_assign(u->multi, s, NULL);
+		return 0;
+	}
+	if (what & CURL_POLL_IN)
+		kind |= EV_READ;
+	if (what & CURL_POLL_OUT)
+		kind |= EV_WRITE;
+	if (ev) {
+		event_del(ev);
+		event_assign(ev, u->base, s, kind, on_socket_event, u);
+	} else {
+		ev = event_new(u->base, s, kind, on_socket_event, u);
+		if (!ev)
+			abort();
+		curl_multi_assign(u->multi, s, ev);
+	}
+	event_add(ev, NULL);
+	return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: curl wants to be woken after timeout_ms (-1: never). */
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+	struct upstream *u = userp;
+	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+
+	(void)multi;
+	if (timeout_ms < 0)
+		evtimer_del(u->timer);
+	else
+		evtimer_add(u->timer, &tv);
+	return 0;
+}
+
+struct upstream *upstream_new(struct event_base *base, const struct gw_config *cfg)
+{
+	struct upstream *u = calloc(1, sizeof(*u));
+
+	if (!u)
+		abort();
+	u->base = base;
+	u->multi = curl_multi_init();
+	u->timer = evtimer_new(base, on_timer, u);
+	u->url = strdup(cfg->upstream_url);
+	u->ca_file = cfg->upstream_ca_file ? strdup(cfg->upstream_ca_file) : NULL;
+	if (!u->multi || !u->timer || !u->url || (cfg->upstream_ca_file && !u->ca_file))
+		abort();
+	u->connect_timeout_ms = cfg->upstream_connect_timeout_ms;
+	u->idle_timeout_s = (cfg->upstream_idle_timeout_ms + 999) / 1000;
+	curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+	curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
+	curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+	curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
+	curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, cfg->upstream_max_connections);
+	return u;
+}
+
+void upstream_free(struct upstream *u)
+{
+	if (!u)
+		return;
+	curl_multi_cleanup(u->multi);
+	event_free(u->timer);
+	free(u->url);
+	free(u->ca_file);
+	free(u);
+}
+
+static void set_common_options(struct upstream_xfer *x)
+{
+	struct upstream *u = x->u;
+	CURL *e = x->easy;
+
+	curl_easy_setopt(e, CURLOPT_URL, u->url);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_curl_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_curl_write);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, u->connect_timeout_ms);
+	/* An upstream that sends nothing for idle_timeout is given up on (waiting for the head
+	 * included); long SSE streams stay open as long as the server sends keep-alives. */
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, u->idle_timeout_s);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+	if (u->ca_file)
+		curl_easy_setopt(e, CURLOPT_CAINFO, u->ca_file);
+}
+
+struct upstream_xfer *upstream_xfer_start(struct upstream *u, enum upstream_method method,
+					  struct curl_slist *headers, const void *body,
+					  size_t body_len, const struct upstream_handlers *h,
+					  void *arg)
+{
+	struct upstream_xfer *x = calloc(1, sizeof(*x));
+
+	if (!x)
+		abort();
+	x->u = u;
+	x->headers = headers;
+	x->h = h;
+	x->arg = arg;
+	x->head_ms = -1;
+	x->content_length = -1;
+	x->easy = curl_easy_init();
+	x->resp_headers = evbuffer_new();
+	if (!x->easy || !x->resp_headers)
+		abort();
+	clock_gettime(CLOCK_MONOTONIC, &x->started);
+	set_common_options(x);
+	if (method == UPSTREAM_POST) {
+		curl_easy_setopt(x->easy, CURLOPT_POST, 1L);
+		curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+	} else if (method == UPSTREAM_DELETE) {
+		curl_easy_setopt(x->easy, CURLOPT_CUSTOMREQUEST, "DELETE");
+	}
+	if (curl_multi_add_handle(u->multi, x->easy) != CURLM_OK) {
+		curl_easy_cleanup(x->easy);
+		curl_slist_free_all(x->headers);
+		evbuffer_free(x->resp_headers);
+		free(x);
+		return NULL;
+	}
+	return x;
+}
+
+void upstream_xfer_resume(struct upstream_xfer *x)
+{
+	curl_easy_pause(x->easy, CURLPAUSE_CONT);
+}
+
+void upstream_xfer_cancel(struct upstream_xfer *x)
+{
+	xfer_free(x);
+}
+
+long upstream_xfer_head_ms(const struct upstream_xfer *x)
+{
+	return x->head_ms;
+}
