@@ -252,6 +252,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	struct gw_conn *c = arg;
 
 	(void)bev;
+	if (what & BEV_EVENT_CONNECTED)
+		return; /* the TLS handshake completed */
 	if (what & BEV_EVENT_TIMEOUT)
 		gw_info("peer=%s closed: client stopped reading", c->peer);
 	else if ((what & BEV_EVENT_ERROR) && c->state != CONN_IDLE)

@@ -1,0 +1,105 @@
+// Test-facing state of the fake: request log, lifecycle events, hold/release, run-time config,
+// and the /_fake/ HTTP API over them (no auth: it listens on 127.0.0.1 only).
+
+export class Control {
+  constructor(defaults) {
+    this.defaults = { ...defaults };
+    this.config = { ...defaults };
+    this.requests = [];
+    this.events = [];
+    this.seq = 0;
+    this.hold = { armed: false, waiters: new Set() };
+  }
+
+  // Logged as soon as the headers are in, before auth or the SDK can refuse the request, so that
+  // refused requests are visible too. The body is filled in once read (see server.mjs).
+  record(req, url) {
+    const entry = { seq: ++this.seq, method: req.method, path: url.pathname, url: req.url,
+      headers: headersAsReceived(req.rawHeaders), body: null, t: Date.now() };
+    this.requests.push(entry);
+    return entry;
+  }
+
+  // 'close' without 'finish' means the peer went away before the server completed the response:
+  // the evidence that a gateway closed its upstream transfer when its client disconnected.
+  track(entry, res) {
+    const base = { seq: entry.seq, path: entry.path, method: entry.method };
+    res.on('close', () => {
+      const type = res.writableFinished ? 'response-finished' : 'response-closed-early';
+      this.event({ type, ...base, status: res.headersSent ? res.statusCode : null });
+    });
+  }
+
+  event(e) {
+    this.events.push({ ...e, t: Date.now() });
+  }
+
+  // Resolves on /_fake/release, or when the request is cancelled (notifications/cancelled).
+  waitForRelease(signal) {
+    return new Promise(resolve => {
+      const done = () => { this.hold.waiters.delete(done); resolve(); };
+      this.hold.waiters.add(done);
+      if (signal?.aborted) return done();
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  release() {
+    const n = this.hold.waiters.size;
+    this.hold.armed = false;
+    for (const done of [...this.hold.waiters]) done();
+    return n;
+  }
+
+  setConfig(patch) {
+    for (const key of ['userRequiredStatus', 'delayMs']) {
+      if (patch[key] === undefined) continue;
+      if (!Number.isInteger(patch[key]) || patch[key] < 0) throw new Error(`${key} must be a non-negative integer`);
+      this.config[key] = patch[key];
+    }
+    return this.config;
+  }
+
+  // sessions: { list(), closeAll() } from server.mjs.
+  async handle(req, res, url, body, sessions) {
+    const route = `${req.method} ${url.pathname}`;
+    switch (route) {
+      case 'GET /_fake/requests': return sendJson(res, 200, this.requests);
+      case 'DELETE /_fake/requests': this.requests = []; return sendJson(res, 200, { cleared: true });
+      case 'GET /_fake/events': return sendJson(res, 200, this.events);
+      case 'DELETE /_fake/events': this.events = []; return sendJson(res, 200, { cleared: true });
+      case 'POST /_fake/hold': this.hold.armed = true; return sendJson(res, 200, { armed: true });
+      case 'POST /_fake/release': return sendJson(res, 200, { released: this.release() });
+      case 'GET /_fake/config': return sendJson(res, 200, this.config);
+      case 'POST /_fake/config':
+        try { return sendJson(res, 200, this.setConfig(JSON.parse(body || '{}'))); }
+        catch (e) { return sendJson(res, 400, { error: e.message }); }
+      case 'GET /_fake/sessions': return sendJson(res, 200, sessions.list());
+      case 'DELETE /_fake/sessions': return sendJson(res, 200, { closed: await sessions.closeAll() });
+      case 'POST /_fake/reset':
+        this.requests = []; this.events = []; this.release(); this.config = { ...this.defaults };
+        return sendJson(res, 200, { reset: true });
+      default: return sendJson(res, 404, { error: `no control route ${route}` });
+    }
+  }
+}
+
+// {lowercased name: value} from the raw header list, so nothing Node would merge or drop is lost:
+// a header received more than once becomes an array of its values, in order.
+function headersAsReceived(rawHeaders) {
+  const headers = {};
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i].toLowerCase();
+    const value = rawHeaders[i + 1];
+    if (!(name in headers)) headers[name] = value;
+    else headers[name] = [].concat(headers[name], value);
+  }
+  return headers;
+}
+
+export function sendJson(res, status, obj, headers = {}) {
+  if (res.headersSent || res.destroyed) return;
+  const text = JSON.stringify(obj);
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
