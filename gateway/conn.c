@@ -37,6 +37,7 @@ struct gw_conn {
 	long long body_left; /* Content-Length bytes still to read */
 	struct gw_chunked chunked;
 	char peer[INET6_ADDRSTRLEN];
+	TAILQ_ENTRY(gw_conn) link;
 };
 
 static void conn_free(struct gw_conn *c)
@@ -47,8 +48,28 @@ static void conn_free(struct gw_conn *c)
 	}
 	event_free(c->timer);
 	bufferevent_free(c->bev);
+	TAILQ_REMOVE(gw_server_conns(c->srv), c, link);
 	gw_server_conn_closed(c->srv);
 	free(c);
+}
+
+void gw_conn_close_idle(struct gw_conn_list *list)
+{
+	struct gw_conn *c, *next;
+
+	for (c = TAILQ_FIRST(list); c; c = next) {
+		next = TAILQ_NEXT(c, link);
+		if (c->state == CONN_IDLE)
+			conn_free(c);
+	}
+}
+
+void gw_conn_free_all(struct gw_conn_list *list)
+{
+	struct gw_conn *c;
+
+	while ((c = TAILQ_FIRST(list)))
+		conn_free(c);
 }
 
 static void arm_timer(struct gw_conn *c, long ms)
@@ -312,10 +333,13 @@ struct gw_conn *gw_conn_new(struct gw_server *srv, struct bufferevent *bev,
 	if (!c->timer)
 		abort();
 	format_peer(peer, c->peer, sizeof(c->peer));
+	TAILQ_INSERT_TAIL(gw_server_conns(srv), c, link);
 	bufferevent_setcb(bev, on_read, on_write, on_event, c);
 	/* A client that stops reading while output is pending is given up on after this long. */
 	bufferevent_set_timeouts(bev, NULL, &write_tv);
 	bufferevent_setwatermark(bev, EV_WRITE, STREAM_LOW_WATER, 0);
+	/* Input beyond one head is not read while a request runs: pipelined bytes wait there. */
+	bufferevent_setwatermark(bev, EV_READ, 0, 2 * GW_HTTP_MAX_HEAD);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	/* The TLS handshake and the first request must arrive within the client time-out. */
 	arm_timer(c, cfg->client_timeout_ms);

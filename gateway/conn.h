@@ -5,6 +5,7 @@
 #define GW_CONN_H
 
 #include <stdbool.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include <event2/bufferevent.h>
@@ -14,9 +15,19 @@
 struct gw_conn;
 struct gw_server;
 
-/* Takes ownership of bev (a socket or OpenSSL bufferevent in accepting state). */
+/* The server's list of live connections. */
+TAILQ_HEAD(gw_conn_list, gw_conn);
+
+/* Takes ownership of bev (a socket or OpenSSL bufferevent in accepting state) and joins the
+ * server's connection list. */
 struct gw_conn *gw_conn_new(struct gw_server *srv, struct bufferevent *bev,
 			    const struct sockaddr *peer);
+
+/* Draining: closes the connections that are between requests; the others close after their
+ * current response. */
+void gw_conn_close_idle(struct gw_conn_list *list);
+/* Frees every connection (their upstream transfers are closed). */
+void gw_conn_free_all(struct gw_conn_list *list);
 
 struct gw_server *gw_conn_server(const struct gw_conn *c);
 struct evbuffer *gw_conn_output(struct gw_conn *c);

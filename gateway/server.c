@@ -30,6 +30,7 @@ struct gw_server {
 	struct evconnlistener *listener;
 	struct upstream *upstream;
 	struct event *sigterm, *sigint, *drain_timer;
+	struct gw_conn_list conns;
 	long n_conns;
 	bool draining;
 };
@@ -132,23 +133,43 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	srv->draining = true;
 	evconnlistener_disable(srv->listener);
 	evtimer_add(srv->drain_timer, &tv);
+	gw_conn_close_idle(&srv->conns);
 	maybe_finish_drain(srv);
+}
+
+/* The listen address as a sockaddr; "localhost" means 127.0.0.1. Port 0 is allowed (the
+ * system chooses), which libevent's own parser refuses. */
+static int listen_sockaddr(const struct gw_config *cfg, struct sockaddr_storage *ss, int *len)
+{
+	const char *host = strcmp(cfg->listen_host, "localhost") == 0 ? "127.0.0.1" : cfg->listen_host;
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(cfg->listen_port);
+		*len = sizeof(*sin);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(cfg->listen_port);
+		*len = sizeof(*sin6);
+		return 0;
+	}
+	return -1;
 }
 
 static int bind_listener(struct gw_server *srv)
 {
 	struct sockaddr_storage ss;
-	int sslen = sizeof(ss);
-	char addr[300];
+	int sslen;
 	char host[INET6_ADDRSTRLEN];
 	int port;
 
-	snprintf(addr, sizeof(addr), strchr(srv->cfg->listen_host, ':') ? "[%s]:%d" : "%s:%d",
-		 strcmp(srv->cfg->listen_host, "localhost") == 0 ? "127.0.0.1"
-								 : srv->cfg->listen_host,
-		 srv->cfg->listen_port);
-	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) < 0) {
-		gw_error("listen: cannot parse %s (use a numeric address)", srv->cfg->listen);
+	if (listen_sockaddr(srv->cfg, &ss, &sslen) < 0) {
+		gw_error("listen: cannot use %s (use a numeric address or localhost)", srv->cfg->listen);
 		return -1;
 	}
 	srv->listener = evconnlistener_new_bind(srv->base, on_accept, srv,
@@ -183,6 +204,7 @@ struct gw_server *gw_server_new(struct gw_config *cfg)
 	if (!srv)
 		abort();
 	srv->cfg = cfg;
+	TAILQ_INIT(&srv->conns);
 	srv->base = event_base_new();
 	if (!srv->base)
 		abort();
@@ -215,6 +237,7 @@ void gw_server_free(struct gw_server *srv)
 {
 	if (!srv)
 		return;
+	gw_conn_free_all(&srv->conns);
 	if (srv->listener)
 		evconnlistener_free(srv->listener);
 	if (srv->sigterm)
@@ -238,6 +261,11 @@ const struct gw_config *gw_server_config(const struct gw_server *srv)
 struct upstream *gw_server_upstream(struct gw_server *srv)
 {
 	return srv->upstream;
+}
+
+struct gw_conn_list *gw_server_conns(struct gw_server *srv)
+{
+	return &srv->conns;
 }
 
 bool gw_server_draining(const struct gw_server *srv)

@@ -19,6 +19,8 @@ void gw_server_free(struct gw_server *srv);
 const struct gw_config *gw_server_config(const struct gw_server *srv);
 struct upstream *gw_server_upstream(struct gw_server *srv);
 bool gw_server_draining(const struct gw_server *srv);
+/* The live connections; conn.c adds and removes itself. */
+struct gw_conn_list *gw_server_conns(struct gw_server *srv);
 void gw_server_conn_closed(struct gw_server *srv);
 
 #endif

@@ -18,7 +18,7 @@ struct upstream {
 	char *url;
 	char *ca_file;
 	long connect_timeout_ms;
-	long idle_timeout_s;
+	struct timeval idle_timeout;
 };
 
 struct upstream_xfer {
@@ -31,6 +31,7 @@ struct upstream_xfer {
 	int status;
 	long long content_length;
 	bool head_done;
+	struct event *idle; /* Omni sent nothing for idle_timeout: give up */
 	struct timespec started;
 	long head_ms;
 	char errbuf[CURL_ERROR_SIZE];
@@ -58,11 +59,18 @@ static bool header_is(const char *line, size_t len, const char *name)
 	return len > n && line[n] == ':' && strncasecmp(line, name, n) == 0;
 }
 
+/* Every byte from Omni restarts the idle clock. */
+static void touch(struct upstream_xfer *x)
+{
+	evtimer_add(x->idle, &x->u->idle_timeout);
+}
+
 static size_t on_curl_header(char *line, size_t size, size_t nitems, void *arg)
 {
 	struct upstream_xfer *x = arg;
 	size_t len = size * nitems;
 
+	touch(x);
 	if (x->head_done)
 		return len; /* trailers */
 	if (len > 5 && memcmp(line, "HTTP/", 5) == 0) {
@@ -99,8 +107,12 @@ static size_t on_curl_write(char *data, size_t size, size_t nmemb, void *arg)
 	struct upstream_xfer *x = arg;
 	size_t len = size * nmemb;
 
-	if (!x->h->on_body(x->arg, data, len))
+	if (!x->h->on_body(x->arg, data, len)) {
+		/* Waiting for the client is not Omni being idle. */
+		evtimer_del(x->idle);
 		return CURL_WRITEFUNC_PAUSE;
+	}
+	touch(x);
 	return len;
 }
 
@@ -117,6 +129,7 @@ static const struct gw_error *map_curl_error(const struct upstream_xfer *x, CURL
 
 static void xfer_free(struct upstream_xfer *x)
 {
+	event_free(x->idle);
 	curl_multi_remove_handle(x->u->multi, x->easy);
 	curl_easy_cleanup(x->easy);
 	curl_slist_free_all(x->headers);
@@ -145,6 +158,19 @@ static void reap_finished(struct upstream *u)
 		x->h->on_done(x->arg, err);
 		xfer_free(x);
 	}
+}
+
+/* Runs from the loop, outside curl, so the transfer can be ended here. */
+static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream_xfer *x = arg;
+
+	(void)fd;
+	(void)what;
+	gw_warn("upstream: nothing received for %ld ms; transfer closed",
+		(long)x->u->idle_timeout.tv_sec * 1000 + x->u->idle_timeout.tv_usec / 1000);
+	x->h->on_done(x->arg, &gw_err_upstream_timeout);
+	xfer_free(x);
 }
 
 static void on_socket_event(evutil_socket_t fd, short what, void *arg)
@@ -230,7 +256,8 @@ struct upstream *upstream_new(struct event_base *base, const struct gw_config *c
 	if (!u->multi || !u->timer || !u->url || (cfg->upstream_ca_file && !u->ca_file))
 		abort();
 	u->connect_timeout_ms = cfg->upstream_connect_timeout_ms;
-	u->idle_timeout_s = (cfg->upstream_idle_timeout_ms + 999) / 1000;
+	u->idle_timeout.tv_sec = cfg->upstream_idle_timeout_ms / 1000;
+	u->idle_timeout.tv_usec = (cfg->upstream_idle_timeout_ms % 1000) * 1000;
 	curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
 	curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
 	curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
@@ -266,10 +293,6 @@ static void set_common_options(struct upstream_xfer *x)
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, u->connect_timeout_ms);
-	/* An upstream that sends nothing for idle_timeout is given up on (waiting for the head
-	 * included); long SSE streams stay open as long as the server sends keep-alives. */
-	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, u->idle_timeout_s);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
 	if (u->ca_file)
@@ -293,7 +316,10 @@ struct upstream_xfer *upstream_xfer_start(struct upstream *u, enum upstream_meth
 	x->content_length = -1;
 	x->easy = curl_easy_init();
 	x->resp_headers = evbuffer_new();
-	if (!x->easy || !x->resp_headers)
+	/* An upstream that sends nothing for idle_timeout is given up on, waiting for the head
+	 * included; long SSE streams stay open while the server sends keep-alives. */
+	x->idle = evtimer_new(u->base, on_idle_timeout, x);
+	if (!x->easy || !x->resp_headers || !x->idle)
 		abort();
 	clock_gettime(CLOCK_MONOTONIC, &x->started);
 	set_common_options(x);
@@ -305,17 +331,20 @@ struct upstream_xfer *upstream_xfer_start(struct upstream *u, enum upstream_meth
 		curl_easy_setopt(x->easy, CURLOPT_CUSTOMREQUEST, "DELETE");
 	}
 	if (curl_multi_add_handle(u->multi, x->easy) != CURLM_OK) {
+		event_free(x->idle);
 		curl_easy_cleanup(x->easy);
 		curl_slist_free_all(x->headers);
 		evbuffer_free(x->resp_headers);
 		free(x);
 		return NULL;
 	}
+	touch(x);
 	return x;
 }
 
 void upstream_xfer_resume(struct upstream_xfer *x)
 {
+	touch(x);
 	curl_easy_pause(x->easy, CURLPAUSE_CONT);
 }
 
