@@ -1,5 +1,9 @@
-// Test-facing state of the fake: request log, lifecycle events, hold/release, run-time config,
-// and the /_fake/ HTTP API over them (no auth: it listens on 127.0.0.1 only).
+// Test-facing state of the fake: request log, lifecycle events, hold/release, flood, run-time
+// config, and the /_fake/ HTTP API over them (no auth: it listens on 127.0.0.1 only).
+
+// A flood is held in the fake's memory until the peer reads it (the SDK queues SSE events
+// without waiting): keep it well below what the fake can hold.
+const MAX_FLOOD_BYTES = 512 * 1024 * 1024;
 
 export class Control {
   constructor(defaults) {
@@ -9,6 +13,9 @@ export class Control {
     this.events = [];
     this.seq = 0;
     this.hold = { armed: false, waiters: new Set() };
+    // flood.armed: {bytes, chunk} for the next getData, or null; flood.runs: one record per flood.
+    this.flood = { armed: null, runs: [] };
+    this.responses = new Map(); // log seq -> the response still being written for that request
   }
 
   // Logged as soon as the headers are in, before auth or the SDK can refuse the request, so that
@@ -24,7 +31,9 @@ export class Control {
   // the evidence that a gateway closed its upstream transfer when its client disconnected.
   track(entry, res) {
     const base = { seq: entry.seq, path: entry.path, method: entry.method };
+    this.responses.set(entry.seq, res);
     res.on('close', () => {
+      this.responses.delete(entry.seq);
       const type = res.writableFinished ? 'response-finished' : 'response-closed-early';
       this.event({ type, ...base, status: res.headersSent ? res.statusCode : null });
     });
@@ -51,6 +60,42 @@ export class Control {
     return n;
   }
 
+  armFlood(spec) {
+    const { bytes, chunk } = spec ?? {};
+    for (const [key, v] of Object.entries({ bytes, chunk })) {
+      if (!Number.isInteger(v) || v < 1) throw new Error(`${key} must be a positive integer`);
+    }
+    if (bytes > MAX_FLOOD_BYTES) throw new Error(`bytes must be at most ${MAX_FLOOD_BYTES}`);
+    this.flood.armed = { bytes, chunk };
+    return { armed: this.flood.armed };
+  }
+
+  // Disarms the flood and returns its record for the getData call that takes it (or null).
+  // `flushed` counts the bytes of that call's response the fake has handed to the kernel since
+  // the flood began (the socket's written bytes minus what still waits in Node's buffers): how
+  // much of the flood the peer has actually taken so far.
+  takeFlood(seq, runAs) {
+    const spec = this.flood.armed;
+    if (!spec) return null;
+    this.flood.armed = null;
+    const res = this.responses.get(seq);
+    const socket = res?.socket;
+    const handed = () => (socket ? socket.bytesWritten - socket.writableLength : 0);
+    const start = handed();
+    let final = null; // fixed once the response is over (the connection may carry later ones)
+    const freeze = () => { final ??= handed() - start; };
+    res?.once('finish', freeze);
+    res?.once('close', freeze);
+    const run = { seq, runAs, target: spec.bytes, chunk: spec.chunk, count: 0, bytes: 0, done: false,
+      get flushed() { return final ?? handed() - start; } };
+    this.flood.runs.push(run);
+    return run;
+  }
+
+  floodState() {
+    return { armed: this.flood.armed, runs: this.flood.runs.map(r => ({ ...r })) };
+  }
+
   setConfig(patch) {
     for (const key of ['userRequiredStatus', 'delayMs']) {
       if (patch[key] === undefined) continue;
@@ -70,6 +115,10 @@ export class Control {
       case 'DELETE /_fake/events': this.events = []; return sendJson(res, 200, { cleared: true });
       case 'POST /_fake/hold': this.hold.armed = true; return sendJson(res, 200, { armed: true });
       case 'POST /_fake/release': return sendJson(res, 200, { released: this.release() });
+      case 'POST /_fake/flood':
+        try { return sendJson(res, 200, this.armFlood(JSON.parse(body || '{}'))); }
+        catch (e) { return sendJson(res, 400, { error: e.message }); }
+      case 'GET /_fake/flood': return sendJson(res, 200, this.floodState());
       case 'GET /_fake/config': return sendJson(res, 200, this.config);
       case 'POST /_fake/config':
         try { return sendJson(res, 200, this.setConfig(JSON.parse(body || '{}'))); }
@@ -78,6 +127,7 @@ export class Control {
       case 'DELETE /_fake/sessions': return sendJson(res, 200, { closed: await sessions.closeAll() });
       case 'POST /_fake/reset':
         this.requests = []; this.events = []; this.release(); this.config = { ...this.defaults };
+        this.flood = { armed: null, runs: [] };
         return sendJson(res, 200, { reset: true });
       default: return sendJson(res, 404, { error: `no control route ${route}` });
     }

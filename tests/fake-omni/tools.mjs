@@ -62,6 +62,7 @@ function makeTools(user, { directory, control, jobs }) {
       inputSchema: { prompt: z.string(), modelId: z.string().optional(), topicName: z.string().optional() },
       run: async ({ prompt, modelId, topicName }, extra) => {
         await announceAndMaybeHold(user, control, extra);
+        const flooded = await floodIfArmed(user, control, extra);
         const models = candidateModels(modelId, extra);
         if (!models.length) return fail('Model not found');
         // X-MCP-Topic-Name confines the session to one topic.
@@ -70,7 +71,8 @@ function makeTools(user, { directory, control, jobs }) {
         const wanted = pinnedTopic ?? topicName;
         const pick = wanted ? findTopic(models, wanted) : bestTopic(models, prompt);
         if (!pick) return fail(`Topic ${wanted} not found`);
-        return ok(runQuery(directory, user, pick.model, pick.topic));
+        const rows = runQuery(directory, user, pick.model, pick.topic);
+        return ok(flooded ? { ...rows, flooded } : rows);
       },
     },
     askOmni: {
@@ -149,4 +151,32 @@ async function announceAndMaybeHold(user, control, extra) {
   control.event({ type: 'hold-waiting', seq, runAs: user.id, requestId: extra.requestId });
   await control.waitForRelease(extra.signal);
   control.event({ type: extra.signal.aborted ? 'tool-cancelled' : 'hold-released', seq, runAs: user.id });
+}
+
+// Back-pressure hook for tests (/_fake/flood): the getData call that takes an armed flood first
+// sends `bytes` bytes of log data on its own SSE stream, as notifications/message (logger
+// "fake-flood") whose data is "<index>:" padded with "x" to `chunk` bytes (the last one may be
+// shorter). The SDK queues SSE events without waiting for the peer, so the whole flood is produced
+// at once and leaves the fake as fast as the peer reads. Returns {count, bytes} (data bytes), or
+// undefined when no flood was armed.
+async function floodIfArmed(user, control, extra) {
+  const seq = extra.authInfo?.extra?.seq;
+  const run = control.takeFlood(seq, user.id);
+  if (!run) return undefined;
+  control.event({ type: 'flood-started', seq, runAs: user.id, bytes: run.target, chunk: run.chunk });
+  const pad = 'x'.repeat(run.chunk);
+  while (run.bytes < run.target && !extra.signal.aborted) {
+    const len = Math.min(run.chunk, run.target - run.bytes);
+    const head = `${run.count}:`;
+    const data = len > head.length ? head + pad.slice(0, len - head.length) : head.slice(0, len);
+    await extra.sendNotification({ method: 'notifications/message',
+      params: { level: 'info', logger: 'fake-flood', data } });
+    run.count += 1;
+    run.bytes += len;
+    // Let the fake answer its control API (and write what the peer takes) while producing.
+    if (run.count % 256 === 0) await new Promise(resolve => setImmediate(resolve));
+  }
+  run.done = true;
+  control.event({ type: extra.signal.aborted ? 'flood-cancelled' : 'flood-done', seq, count: run.count, bytes: run.bytes });
+  return { count: run.count, bytes: run.bytes };
 }
