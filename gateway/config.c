@@ -3,6 +3,8 @@
  * *_file keys; an inline secret is accepted with a warning. */
 #include "gateway/config.h"
 
+#include "policy/policy.h"
+
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -23,6 +25,7 @@ enum key_kind {
 	KEY_SHA256,  /* unsigned char[32] from 64 hex digits */
 	KEY_OBJECT,  /* nested table, fields in the same struct */
 	KEY_MEMBERS, /* the users array */
+	KEY_MODULE,  /* read and validated by another module (policy) from the same JSON */
 };
 
 struct key {
@@ -61,6 +64,8 @@ static const struct key member_keys[] = {
 	{"omni_pat", KEY_SECRET, MEM(omni_pat), false, NULL, 0, 0, NULL},
 	{"omni_user_id", KEY_STRING, MEM(omni_user_id), false, NULL, 0, 0, NULL},
 	{"user_required", KEY_BOOL, MEM(user_required), false, NULL, 0, 0, NULL},
+	{"groups", KEY_MODULE, 0, false, NULL, 0, 0, NULL},
+	{"rule", KEY_MODULE, 0, false, NULL, 0, 0, NULL},
 	END_KEYS,
 };
 
@@ -80,6 +85,7 @@ static const struct key root_keys[] = {
 	{"keepalive_timeout_ms", KEY_NUMBER, CFG(keepalive_timeout_ms), false, NULL, 60000, 100, NULL},
 	{"log_level", KEY_STRING, CFG(log_level), false, "info", 0, 0, NULL},
 	{"users", KEY_MEMBERS, 0, true, NULL, 0, 0, member_keys},
+	{"groups", KEY_MODULE, 0, false, NULL, 0, 0, NULL},
 	END_KEYS,
 };
 
@@ -269,9 +275,10 @@ static void read_item(const cJSON *item, int form, const char *path, void *base,
 			*(bool *)field = cJSON_IsTrue(item);
 		break;
 	case KEY_NUMBER:
-		if (!cJSON_IsNumber(item) || item->valuedouble != (double)(long)item->valuedouble ||
-		    item->valuedouble < k->min)
-			gw_diag_add(diag, true, "%s: expected a whole number of at least %ld", path, k->min);
+		/* Range first: casting a double beyond long's range is undefined. */
+		if (!cJSON_IsNumber(item) || item->valuedouble < k->min || item->valuedouble > 1e15 ||
+		    item->valuedouble != (double)(long)item->valuedouble)
+			gw_diag_add(diag, true, "%s: expected a whole number of at least %ld (and at most 1e15)", path, k->min);
 		else
 			*(long *)field = (long)item->valuedouble;
 		break;
@@ -312,6 +319,8 @@ static void read_item(const cJSON *item, int form, const char *path, void *base,
 	case KEY_MEMBERS:
 		read_members(item, path, base, k->sub, diag);
 		break;
+	case KEY_MODULE:
+		break;
 	}
 }
 
@@ -347,11 +356,13 @@ static void read_object(const cJSON *obj, const char *prefix, void *base, const 
 			gw_diag_add(diag, true, "%s: %s is set more than once", path, k->name);
 			continue;
 		}
+		if (cJSON_IsNull(item) && !k->required)
+			continue; /* null means "not set": the default applies */
 		seen |= 1ull << (k - table);
-		if (!cJSON_IsNull(item))
-			read_item(item, form, path, base, k, diag);
-		else if (k->required)
+		if (cJSON_IsNull(item))
 			gw_diag_add(diag, true, "%s: must not be null", path);
+		else
+			read_item(item, form, path, base, k, diag);
 	}
 	for (const struct key *k = table; k->name; k++) {
 		if (seen & (1ull << (k - table)))
@@ -501,12 +512,15 @@ static void check_config(struct gw_config *cfg, struct gw_diag *diag)
 struct gw_config *gw_config_parse(const char *text, size_t len, struct gw_diag *diag)
 {
 	struct gw_config *cfg;
-	cJSON *root = cJSON_ParseWithLength(text, len);
+	const char *end = NULL;
+	cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
 	int errors_before = diag->errors;
 
-	if (!root || !cJSON_IsObject(root)) {
+	while (root && end < text + len && isspace((unsigned char)*end))
+		end++;
+	if (!root || !cJSON_IsObject(root) || end < text + len) {
 		gw_diag_add(diag, true, "config: not a JSON object (error near byte %ld)",
-			    root ? 0L : (long)(cJSON_GetErrorPtr() - text));
+			    root ? (long)(end - text) : (long)(cJSON_GetErrorPtr() - text));
 		cJSON_Delete(root);
 		return NULL;
 	}
@@ -514,8 +528,10 @@ struct gw_config *gw_config_parse(const char *text, size_t len, struct gw_diag *
 	if (!cfg)
 		abort();
 	read_object(root, "", cfg, root_keys, diag);
-	cJSON_Delete(root);
 	check_config(cfg, diag);
+	if (diag->errors == errors_before)
+		cfg->policy = policy_new(root, cfg, diag);
+	cJSON_Delete(root);
 	if (diag->errors > errors_before) {
 		gw_config_free(cfg);
 		return NULL;
@@ -563,6 +579,7 @@ void gw_config_free(struct gw_config *cfg)
 		free(cfg->members[i].omni_user_id);
 	}
 	free(cfg->members);
+	policy_free(cfg->policy);
 	free(cfg->listen);
 	free(cfg->listen_host);
 	free(cfg->tls_cert);

@@ -43,6 +43,7 @@ struct gw_config {
 	char *log_level;
 	struct gw_member *members;
 	size_t n_members;
+	struct policy *policy; /* groups and rules (policy/policy.h) */
 };
 
 /* Problems found while loading: errors make the config unusable, warnings do not. Each line

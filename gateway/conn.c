@@ -92,29 +92,50 @@ static void close_after_flush(struct gw_conn *c)
 	arm_timer(c, gw_server_config(c->srv)->client_timeout_ms);
 }
 
+/* The head of a response the gateway makes itself; the body follows. */
+static void write_own_head(struct gw_conn *c, int status, size_t body_len, bool keep_alive)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, gw_http_reason(status));
+	if (body_len > 0)
+		evbuffer_add_printf(out, "Content-Type: application/json\r\n");
+	evbuffer_add_printf(out, "Content-Length: %zu\r\nCache-Control: no-store\r\n", body_len);
+	if (c->req)
+		evbuffer_add_printf(out, "X-Request-Id: %s\r\n", gw_req_id(c->req));
+	if (!keep_alive)
+		evbuffer_add_printf(out, "Connection: close\r\n");
+}
+
 void gw_conn_write_error(struct gw_conn *c, const struct gw_error *err, const char *id_json,
-			 bool keep_alive)
+			 const char *detail, const char *extra_headers, bool keep_alive)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	struct evbuffer *body = evbuffer_new();
 
 	if (!body)
 		abort();
-	gw_error_write_body(body, err, id_json);
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-			    "Content-Length: %zu\r\nCache-Control: no-store\r\n",
-			    err->status, gw_http_reason(err->status), evbuffer_get_length(body));
+	gw_error_write_body_detail(body, err, id_json, detail);
+	write_own_head(c, err->status, evbuffer_get_length(body), keep_alive);
 	if (err->status == 401)
 		evbuffer_add_printf(out, "WWW-Authenticate: Bearer realm=\"omni-mcp-gateway\"\r\n");
 	if (err->status == 405)
 		evbuffer_add_printf(out, "Allow: GET, POST, DELETE\r\n");
-	if (c->req)
-		evbuffer_add_printf(out, "X-Request-Id: %s\r\n", gw_req_id(c->req));
-	if (!keep_alive)
-		evbuffer_add_printf(out, "Connection: close\r\n");
+	if (extra_headers)
+		evbuffer_add(out, extra_headers, strlen(extra_headers));
 	evbuffer_add(out, "\r\n", 2);
 	evbuffer_add_buffer(out, body);
 	evbuffer_free(body);
+}
+
+void gw_conn_write_json(struct gw_conn *c, int status, struct evbuffer *body, bool keep_alive)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	write_own_head(c, status, body ? evbuffer_get_length(body) : 0, keep_alive);
+	evbuffer_add(out, "\r\n", 2);
+	if (body)
+		evbuffer_add_buffer(out, body);
 }
 
 /* An error found while reading a request: answer and close, since the rest of the stream can
@@ -123,7 +144,7 @@ static void fail_request(struct gw_conn *c, const struct gw_error *err)
 {
 	gw_info("peer=%s refused before running: %d %s", c->peer, err->status,
 		gw_http_reason(err->status));
-	gw_conn_write_error(c, err, c->req ? gw_req_rpc_id(c->req) : NULL, false);
+	gw_conn_write_error(c, err, c->req ? gw_req_rpc_id(c->req) : NULL, NULL, NULL, false);
 	if (c->req) {
 		gw_req_free(c->req);
 		c->req = NULL;

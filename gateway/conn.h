@@ -37,9 +37,13 @@ const char *gw_conn_peer(const struct gw_conn *c);
 bool gw_conn_output_full(struct gw_conn *c);
 
 /* Writes a whole JSON-RPC error response for err (with WWW-Authenticate on 401 and Allow on
- * 405). id_json is the request's id as JSON text, or NULL. */
+ * 405). id_json is the request's id as JSON text, or NULL; detail, when not NULL, replaces the
+ * table's message; extra_headers ("Name: value\r\n" lines) or NULL. */
 void gw_conn_write_error(struct gw_conn *c, const struct gw_error *err, const char *id_json,
-			 bool keep_alive);
+			 const char *detail, const char *extra_headers, bool keep_alive);
+
+/* Writes a whole response with a JSON body the gateway made (body may be NULL for none). */
+void gw_conn_write_json(struct gw_conn *c, int status, struct evbuffer *body, bool keep_alive);
 
 /* The current request has written its whole response (or gave up on it when keep_alive is
  * false). The connection frees the request and reads the next one, or closes once the output

@@ -2,9 +2,28 @@
  * ("server error" range); -32600 is JSON-RPC's invalid request. */
 #include "gateway/errors.h"
 
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+
 
 const struct gw_error gw_err_bad_request = {
 	400, -32600, "Malformed HTTP request: send one well-formed HTTP/1.1 request per message"};
+const struct gw_error gw_err_parse = {
+	400, -32700, "Parse error: the request body is not valid JSON"};
+const struct gw_error gw_err_invalid = {
+	400, -32600,
+	"Invalid request: the body must be a JSON-RPC 2.0 message (or a batch array of them)"};
+const struct gw_error gw_err_header_mismatch = {
+	400, -32020, "Header mismatch: Mcp-Method/Mcp-Name must agree with the request body"};
+const struct gw_error gw_err_policy = {
+	200, -32030, "Not allowed by the gateway's policy for this member"};
+const struct gw_error gw_err_policy_request = {
+	403, -32030, "Not allowed by the gateway's policy for this member"};
+const struct gw_error gw_err_rate_limited = {
+	429, -32029, "Rate limit reached for this member: retry after the Retry-After seconds"};
+const struct gw_error gw_err_too_many_streams = {
+	429, -32028,
+	"Too many requests in flight for this member: close a stream or wait for one to finish"};
 const struct gw_error gw_err_unauthorized = {
 	401, -32001,
 	"Missing or unknown member token: send Authorization: Bearer <your gateway token> "
@@ -48,7 +67,25 @@ const struct gw_error gw_err_overloaded = {
 
 void gw_error_write_body(struct evbuffer *out, const struct gw_error *err, const char *id_json)
 {
-	/* The messages are constants without quotes or backslashes, so they need no escaping. */
-	evbuffer_add_printf(out, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"code\":%d,\"message\":\"%s\"}}",
-			    id_json ? id_json : "null", err->rpc_code, err->message);
+	gw_error_write_body_detail(out, err, id_json, NULL);
+}
+
+void gw_error_write_body_detail(struct evbuffer *out, const struct gw_error *err,
+				const char *id_json, const char *detail)
+{
+	char *msg = NULL;
+	cJSON *s;
+
+	if (detail) {
+		s = cJSON_CreateString(detail);
+		msg = s ? cJSON_PrintUnformatted(s) : NULL;
+		cJSON_Delete(s);
+		if (!msg)
+			abort();
+	}
+	/* The table's messages are constants without quotes or backslashes: no escaping needed. */
+	evbuffer_add_printf(out, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"code\":%d,\"message\":%s%s%s}}",
+			    id_json ? id_json : "null", err->rpc_code, msg ? "" : "\"",
+			    msg ? msg : err->message, msg ? "" : "\"");
+	free(msg);
 }

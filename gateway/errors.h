@@ -12,6 +12,13 @@ struct gw_error {
 };
 
 extern const struct gw_error gw_err_bad_request;
+extern const struct gw_error gw_err_parse;
+extern const struct gw_error gw_err_invalid;
+extern const struct gw_error gw_err_header_mismatch;
+extern const struct gw_error gw_err_policy;
+extern const struct gw_error gw_err_policy_request;
+extern const struct gw_error gw_err_rate_limited;
+extern const struct gw_error gw_err_too_many_streams;
 extern const struct gw_error gw_err_unauthorized;
 extern const struct gw_error gw_err_user_id_required;
 extern const struct gw_error gw_err_org_key_without_user;
@@ -32,5 +39,10 @@ extern const struct gw_error gw_err_overloaded;
 /* Appends {"jsonrpc":"2.0","id":ID,"error":{"code":C,"message":M}} to out. id_json is the
  * request's id as JSON text (a number or a quoted string), or NULL for null. */
 void gw_error_write_body(struct evbuffer *out, const struct gw_error *err, const char *id_json);
+
+/* The same with detail, when not NULL, as the message instead of the table's (JSON-escaped:
+ * it may carry client-chosen names such as a tool's). */
+void gw_error_write_body_detail(struct evbuffer *out, const struct gw_error *err,
+				const char *id_json, const char *detail);
 
 #endif

@@ -105,7 +105,7 @@ static int parse_header_line(char *p, char *eol, struct gw_http_head *head, cons
 /* Content-Length, Transfer-Encoding and Connection decide how the message is framed. */
 static int parse_framing(struct gw_http_head *head, const char **err)
 {
-	bool saw_te = false;
+	bool saw_te = false, close = false;
 
 	head->content_length = -1;
 	head->chunked = false;
@@ -133,12 +133,15 @@ static int parse_framing(struct gw_http_head *head, const char **err)
 			saw_te = true;
 			head->chunked = true;
 		} else if (strcasecmp(n, "connection") == 0) {
+			/* "close" in any Connection field closes; no later field undoes it. */
 			if (strcasestr(v, "close"))
-				head->keep_alive = false;
+				close = true;
 			else if (strcasestr(v, "keep-alive"))
 				head->keep_alive = true;
 		}
 	}
+	if (close)
+		head->keep_alive = false;
 	if (head->chunked && head->content_length >= 0) {
 		*err = "both Content-Length and Transfer-Encoding";
 		return -1;
@@ -151,6 +154,10 @@ int gw_http_parse_head(char *buf, size_t len, struct gw_http_head *head, const c
 	char *p = buf, *end = buf + len, *eol, *next;
 
 	memset(head, 0, sizeof(*head));
+	if (memchr(buf, '\0', len)) {
+		*err = "NUL byte in request head";
+		return -1;
+	}
 	/* Tolerate blank lines before a request (RFC 9112 section 2.2). */
 	while (p < end && (*p == '\r' || *p == '\n'))
 		p++;
@@ -168,9 +175,16 @@ int gw_http_parse_head(char *buf, size_t len, struct gw_http_head *head, const c
 			*err = "incomplete request head";
 			return -1;
 		}
-		if (eol == p)
-			break;
 		next = eol + (*eol == '\r' ? 2 : 1);
+		if (eol == p) {
+			/* The head ends at its first blank line; bytes after it would be read as
+			 * headers by nobody and as a body by someone else: refuse them. */
+			if (next != end) {
+				*err = "blank line inside request head";
+				return -1;
+			}
+			break;
+		}
 		if (parse_header_line(p, eol, head, err) < 0)
 			return -1;
 	}
@@ -185,11 +199,13 @@ const char *gw_http_header(const struct gw_http_head *head, const char *name)
 	return NULL;
 }
 
-static int chunk_size_line(struct gw_chunked *c, struct evbuffer *in, const char **err)
+/* Reads a chunk-size line into *size. Returns 1, 0 when the line is incomplete, -1 when it
+ * is malformed. Chunk extensions are skipped. */
+static int chunk_size_line(struct evbuffer *in, unsigned long long *size, const char **err)
 {
 	size_t n;
 	char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF), *end;
-	unsigned long long size;
+	int rc = 1;
 
 	if (!line) {
 		if (evbuffer_get_length(in) > 1024) {
@@ -198,17 +214,22 @@ static int chunk_size_line(struct gw_chunked *c, struct evbuffer *in, const char
 		}
 		return 0;
 	}
-	errno = 0;
-	size = strtoull(line, &end, 16);
-	if (!isxdigit((unsigned char)line[0]) || errno || (*end && *end != ';' && *end != ' ')) {
-		free(line);
+	for (end = line; isxdigit((unsigned char)*end); end++)
+		;
+	if (end == line || end - line > 16) {
 		*err = "invalid chunk size";
-		return -1;
+		rc = -1;
+	} else {
+		*size = strtoull(line, NULL, 16);
+		while (*end == ' ' || *end == '\t')
+			end++;
+		if (*end && *end != ';') {
+			*err = "invalid chunk size";
+			rc = -1;
+		}
 	}
 	free(line);
-	c->left = (size_t)size;
-	c->state = size ? CHUNK_DATA : CHUNK_TRAILER;
-	return 1;
+	return rc;
 }
 
 int gw_chunked_step(struct gw_chunked *c, struct evbuffer *in, struct evbuffer *body, size_t max,
@@ -217,12 +238,16 @@ int gw_chunked_step(struct gw_chunked *c, struct evbuffer *in, struct evbuffer *
 	for (;;) {
 		switch (c->state) {
 		case CHUNK_SIZE: {
-			int rc = chunk_size_line(c, in, err);
+			unsigned long long size = 0;
+			int rc = chunk_size_line(in, &size, err);
 
 			if (rc <= 0)
 				return rc;
-			if (evbuffer_get_length(body) + c->left > max)
+			/* Checked before any of the chunk is taken, without overflow. */
+			if (size > max || evbuffer_get_length(body) > max - size)
 				return -2;
+			c->left = (size_t)size;
+			c->state = size ? CHUNK_DATA : CHUNK_TRAILER;
 			break;
 		}
 		case CHUNK_DATA: {
@@ -254,8 +279,13 @@ int gw_chunked_step(struct gw_chunked *c, struct evbuffer *in, struct evbuffer *
 			size_t n;
 			char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
 
-			if (!line)
+			if (!line) {
+				if (evbuffer_get_length(in) > GW_HTTP_MAX_HEAD) {
+					*err = "trailer line too long";
+					return -1;
+				}
 				return 0;
+			}
 			free(line);
 			if (n == 0)
 				c->state = CHUNK_DONE; /* trailer fields are read and dropped */

@@ -31,6 +31,7 @@ struct gw_server {
 	struct upstream *upstream;
 	struct event *sigterm, *sigint, *drain_timer;
 	struct gw_conn_list conns;
+	struct gw_member_state *members;
 	long n_conns;
 	bool draining;
 };
@@ -206,7 +207,8 @@ struct gw_server *gw_server_new(struct gw_config *cfg)
 	srv->cfg = cfg;
 	TAILQ_INIT(&srv->conns);
 	srv->base = event_base_new();
-	if (!srv->base)
+	srv->members = calloc(cfg->n_members, sizeof(*srv->members));
+	if (!srv->base || !srv->members)
 		abort();
 	if (cfg->tls_cert && !(srv->ssl_ctx = tls_context_new(cfg)))
 		goto fail;
@@ -249,6 +251,7 @@ void gw_server_free(struct gw_server *srv)
 	upstream_free(srv->upstream);
 	SSL_CTX_free(srv->ssl_ctx);
 	event_base_free(srv->base);
+	free(srv->members);
 	gw_config_free(srv->cfg);
 	free(srv);
 }
@@ -261,6 +264,11 @@ const struct gw_config *gw_server_config(const struct gw_server *srv)
 struct upstream *gw_server_upstream(struct gw_server *srv)
 {
 	return srv->upstream;
+}
+
+struct gw_member_state *gw_server_member_state(struct gw_server *srv, size_t member_index)
+{
+	return &srv->members[member_index];
 }
 
 struct gw_conn_list *gw_server_conns(struct gw_server *srv)

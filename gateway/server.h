@@ -7,8 +7,17 @@
 
 #include "gateway/config.h"
 #include "gateway/upstream.h"
+#include "policy/policy.h"
 
 struct gw_server;
+
+/* What the gateway counts per member while it runs: rate-limit buckets and requests in
+ * flight. Indexed like the config's members. */
+struct gw_member_state {
+	struct policy_bucket requests;
+	struct policy_bucket tool_calls;
+	long in_flight;
+};
 
 /* Takes ownership of cfg. Returns NULL after logging why the listener could not start. */
 struct gw_server *gw_server_new(struct gw_config *cfg);
@@ -18,6 +27,7 @@ void gw_server_free(struct gw_server *srv);
 
 const struct gw_config *gw_server_config(const struct gw_server *srv);
 struct upstream *gw_server_upstream(struct gw_server *srv);
+struct gw_member_state *gw_server_member_state(struct gw_server *srv, size_t member_index);
 bool gw_server_draining(const struct gw_server *srv);
 /* The live connections; conn.c adds and removes itself. */
 struct gw_conn_list *gw_server_conns(struct gw_server *srv);

@@ -116,7 +116,9 @@ describe('client-sent identity headers never reach Omni', () => {
     Cookie: 'omni_session=stolen',
     'Proxy-Authorization': 'Basic c3B5OnNweQ==',
   };
-  const stripped = ['cookie', 'proxy-authorization', 'x-mcp-model-id', 'x-mcp-topic-name', 'x-mcp-query-all-views'];
+  // Model and topic are scope, not identity: with no policy rule they are allowed, and the
+  // gateway sends them as its own headers (issue 3). Query-all-views needs a rule's permission.
+  const stripped = ['cookie', 'proxy-authorization', 'x-mcp-query-all-views'];
 
   for (const member of ['alice', 'carol']) {
     it(`${member}'s client claims to be the admin: upstream sees only ${member}'s identity`, async () => {
@@ -128,6 +130,7 @@ describe('client-sent identity headers never reach Omni', () => {
       assertUpstreamIdentity(reqs, { authorization, userId: OMNI.users[member].id });
       for (const r of reqs) {
         for (const h of stripped) assert.equal(r.headers[h], undefined, `upstream #${r.seq} received client header ${h}`);
+        assert.equal(r.headers['x-mcp-model-id'], spoofed['X-MCP-Model-ID'], 'one model header, re-issued after the policy check');
       }
     });
   }

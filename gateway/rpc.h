@@ -1,0 +1,49 @@
+/* The JSON-RPC view of a POST body: one message or a 2025-03-26 batch array, each element
+ * classified (request, notification, response) with its method, tool and arguments. Parsed
+ * once per POST; the policy, the cache and the audit read this view, never the raw bytes. */
+#ifndef GW_RPC_H
+#define GW_RPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "gateway/errors.h"
+
+struct gw_rpc_msg {
+	cJSON *json;            /* the element itself (owned by the gw_rpc's document) */
+	const cJSON *id;        /* NULL for a notification or a response without id */
+	const char *method;     /* NULL for a response */
+	const char *tool;       /* params.name of tools/call */
+	const cJSON *arguments; /* params.arguments of tools/call */
+	const char *name;       /* params.uri of resources/read, params.name of prompts/get */
+	bool denied;            /* set by the policy step: answered by the gateway, not sent */
+};
+
+struct gw_rpc {
+	cJSON *doc;
+	bool batch;
+	size_t n;
+	struct gw_rpc_msg *msgs;
+};
+
+/* Parses body[0..len). Returns NULL with *err = &gw_err_parse (not JSON) or &gw_err_invalid
+ * (JSON but not JSON-RPC 2.0: not an object, empty batch, missing jsonrpc "2.0", neither a
+ * method nor a result/error, a non-string method...). */
+struct gw_rpc *gw_rpc_parse(const char *body, size_t len, const struct gw_error **err);
+void gw_rpc_free(struct gw_rpc *rpc);
+
+/* The JSON text of id (a number, a string or null), for error bodies; the caller frees it. */
+char *gw_rpc_id_json(const cJSON *id);
+
+/* A JSON-RPC error response object {"jsonrpc":"2.0","id":id,"error":{"code","message"}}.
+ * message is escaped as needed (it may carry client-chosen names). */
+cJSON *gw_rpc_error_new(const cJSON *id, int code, const char *message);
+
+/* The body to send upstream when some batch elements were denied: the allowed elements as an
+ * array (a single message stays a single object). NULL when nothing is left to send. The
+ * caller frees the returned string. */
+char *gw_rpc_allowed_body(const struct gw_rpc *rpc, size_t *len);
+
+#endif
