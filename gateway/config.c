@@ -527,6 +527,7 @@ struct gw_config *gw_config_parse(const char *text, size_t len, struct gw_diag *
 	cfg = calloc(1, sizeof(*cfg));
 	if (!cfg)
 		abort();
+	cfg->refs = 1;
 	read_object(root, "", cfg, root_keys, diag);
 	check_config(cfg, diag);
 	if (diag->errors == errors_before)
@@ -567,6 +568,18 @@ static void free_strlist(struct gw_strlist *l)
 	for (size_t i = 0; i < l->n; i++)
 		free(l->items[i]);
 	free(l->items);
+}
+
+struct gw_config *gw_config_ref(struct gw_config *cfg)
+{
+	cfg->refs++;
+	return cfg;
+}
+
+void gw_config_unref(struct gw_config *cfg)
+{
+	if (cfg && --cfg->refs == 0)
+		gw_config_free(cfg);
 }
 
 void gw_config_free(struct gw_config *cfg)

@@ -6,12 +6,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct gw_member_state;
+
 struct gw_member {
 	char *name;
 	unsigned char token_sha256[32];
 	char *omni_pat;     /* secret; NULL when the member runs on the organization key */
 	char *omni_user_id; /* NULL when none is configured */
 	bool user_required;
+	struct gw_member_state *state; /* the server's counters for this member (not config) */
 };
 
 struct gw_strlist {
@@ -44,6 +47,7 @@ struct gw_config {
 	struct gw_member *members;
 	size_t n_members;
 	struct policy *policy; /* groups and rules (policy/policy.h) */
+	int refs;              /* the server and each request running with this config */
 };
 
 /* Problems found while loading: errors make the config unusable, warnings do not. Each line
@@ -61,7 +65,13 @@ struct gw_config *gw_config_load(const char *path, struct gw_diag *diag);
 /* The same from JSON text already in memory (used by load and by the unit tests). */
 struct gw_config *gw_config_parse(const char *text, size_t len, struct gw_diag *diag);
 
+/* Frees cfg now, whoever refers to it (for a config that never went live). */
 void gw_config_free(struct gw_config *cfg);
+
+/* A reload swaps the server's config while requests still run with the old one: each holds
+ * a reference, and the last one out frees it. A loaded config starts with one reference. */
+struct gw_config *gw_config_ref(struct gw_config *cfg);
+void gw_config_unref(struct gw_config *cfg);
 
 void gw_diag_add(struct gw_diag *diag, bool error, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -87,7 +87,7 @@ static int cmd_run(const char *path)
 		gw_config_free(cfg);
 		return 1;
 	}
-	srv = gw_server_new(cfg);
+	srv = gw_server_new(cfg, path);
 	if (!srv) {
 		curl_global_cleanup();
 		return 1;

@@ -28,7 +28,7 @@
 
 struct gw_req {
 	struct gw_conn *conn;
-	const struct gw_config *cfg;
+	struct gw_config *cfg; /* the config this request started with (a reference) */
 	char id[17];
 	char *head_buf;
 	struct gw_http_head head;
@@ -85,7 +85,7 @@ struct gw_req *gw_req_new(struct gw_conn *c, char *head_buf, const struct gw_htt
 		next_req_seq = (unsigned long long)time(NULL) << 20;
 	snprintf(r->id, sizeof(r->id), "%016llx", ++next_req_seq);
 	r->conn = c;
-	r->cfg = gw_server_config(gw_conn_server(c));
+	r->cfg = gw_config_ref(gw_server_config(gw_conn_server(c)));
 	r->head_buf = head_buf;
 	r->head = *head;
 	r->keep_alive = head->keep_alive;
@@ -117,6 +117,7 @@ void gw_req_free(struct gw_req *r)
 	evbuffer_free(r->body);
 	free(r->head_buf);
 	free(r->rpc_id);
+	gw_config_unref(r->cfg);
 	free(r);
 }
 
@@ -386,7 +387,7 @@ static double now_s(void)
 static const struct gw_error *step_limits(struct gw_req *r)
 {
 	const struct policy_limits *l = policy_limits_of(r->rule);
-	struct gw_member_state *st = gw_server_member_state(gw_conn_server(r->conn), r->member_index);
+	struct gw_member_state *st = r->member->state;
 	double now = now_s();
 
 	if (l->max_concurrent > 0 && st->in_flight >= l->max_concurrent) {

@@ -29,9 +29,11 @@ struct gw_server {
 	SSL_CTX *ssl_ctx;
 	struct evconnlistener *listener;
 	struct upstream *upstream;
-	struct event *sigterm, *sigint, *drain_timer;
+	char *config_path;
+	struct event *sigterm, *sigint, *sighup, *drain_timer;
 	struct gw_conn_list conns;
-	struct gw_member_state *members;
+	struct gw_member_state **states; /* one per member name ever configured */
+	size_t n_states;
 	long n_conns;
 	bool draining;
 };
@@ -162,6 +164,68 @@ static int listen_sockaddr(const struct gw_config *cfg, struct sockaddr_storage 
 	return -1;
 }
 
+static struct gw_member_state *state_for(struct gw_server *srv, const char *name)
+{
+	struct gw_member_state *st;
+
+	for (size_t i = 0; i < srv->n_states; i++)
+		if (strcmp(srv->states[i]->name, name) == 0)
+			return srv->states[i];
+	st = calloc(1, sizeof(*st));
+	srv->states = realloc(srv->states, (srv->n_states + 1) * sizeof(*srv->states));
+	if (!st || !srv->states || !(st->name = strdup(name)))
+		abort();
+	srv->states[srv->n_states++] = st;
+	return st;
+}
+
+/* A member keeps their counters (rate buckets, requests in flight) across reloads. */
+static void attach_states(struct gw_server *srv, struct gw_config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_members; i++)
+		cfg->members[i].state = state_for(srv, cfg->members[i].name);
+}
+
+/* What a reload cannot change without a restart: said, not silently ignored. */
+static void warn_restart_needed(const struct gw_config *old, const struct gw_config *cfg)
+{
+	if (strcmp(old->listen, cfg->listen) != 0)
+		gw_warn("reload: listen changed to %s; the gateway keeps %s until restarted",
+			cfg->listen, old->listen);
+	if ((old->tls_cert == NULL) != (cfg->tls_cert == NULL))
+		gw_warn("reload: turning TLS on or off needs a restart");
+}
+
+/* SIGHUP: a new config is loaded and validated whole, then swapped in for new requests;
+ * requests in flight finish with the config they started with. A config with problems is
+ * refused and the running one stays. */
+static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct gw_server *srv = arg;
+	struct gw_diag diag = {0};
+	struct gw_config *cfg = gw_config_load(srv->config_path, &diag);
+
+	(void)sig;
+	(void)what;
+	for (size_t i = 0; i < diag.n; i++)
+		gw_log(cfg ? GW_LOG_WARN : GW_LOG_ERROR, "reload %s: %s", srv->config_path,
+		       diag.lines[i]);
+	if (!cfg) {
+		gw_error("reload: kept the running config: %d problem(s) in %s", diag.errors,
+			 srv->config_path);
+		gw_diag_fini(&diag);
+		return;
+	}
+	gw_diag_fini(&diag);
+	warn_restart_needed(srv->cfg, cfg);
+	attach_states(srv, cfg);
+	upstream_configure(srv->upstream, cfg);
+	gw_log_set_level(gw_log_level_parse(cfg->log_level));
+	gw_config_unref(srv->cfg);
+	srv->cfg = cfg;
+	gw_info("reload: config applied (%zu members)", cfg->n_members);
+}
+
 static int bind_listener(struct gw_server *srv)
 {
 	struct sockaddr_storage ss;
@@ -198,7 +262,7 @@ static int bind_listener(struct gw_server *srv)
 	return 0;
 }
 
-struct gw_server *gw_server_new(struct gw_config *cfg)
+struct gw_server *gw_server_new(struct gw_config *cfg, const char *config_path)
 {
 	struct gw_server *srv = calloc(1, sizeof(*srv));
 
@@ -207,9 +271,10 @@ struct gw_server *gw_server_new(struct gw_config *cfg)
 	srv->cfg = cfg;
 	TAILQ_INIT(&srv->conns);
 	srv->base = event_base_new();
-	srv->members = calloc(cfg->n_members, sizeof(*srv->members));
-	if (!srv->base || !srv->members)
+	srv->config_path = strdup(config_path);
+	if (!srv->base || !srv->config_path)
 		abort();
+	attach_states(srv, cfg);
 	if (cfg->tls_cert && !(srv->ssl_ctx = tls_context_new(cfg)))
 		goto fail;
 	if (bind_listener(srv) < 0)
@@ -217,11 +282,13 @@ struct gw_server *gw_server_new(struct gw_config *cfg)
 	srv->upstream = upstream_new(srv->base, cfg);
 	srv->sigterm = evsignal_new(srv->base, SIGTERM, on_stop_signal, srv);
 	srv->sigint = evsignal_new(srv->base, SIGINT, on_stop_signal, srv);
+	srv->sighup = evsignal_new(srv->base, SIGHUP, on_reload_signal, srv);
 	srv->drain_timer = evtimer_new(srv->base, on_drain_timeout, srv);
-	if (!srv->sigterm || !srv->sigint || !srv->drain_timer)
+	if (!srv->sigterm || !srv->sigint || !srv->sighup || !srv->drain_timer)
 		abort();
 	evsignal_add(srv->sigterm, NULL);
 	evsignal_add(srv->sigint, NULL);
+	evsignal_add(srv->sighup, NULL);
 	return srv;
 fail:
 	gw_server_free(srv);
@@ -246,17 +313,24 @@ void gw_server_free(struct gw_server *srv)
 		event_free(srv->sigterm);
 	if (srv->sigint)
 		event_free(srv->sigint);
+	if (srv->sighup)
+		event_free(srv->sighup);
 	if (srv->drain_timer)
 		event_free(srv->drain_timer);
 	upstream_free(srv->upstream);
 	SSL_CTX_free(srv->ssl_ctx);
 	event_base_free(srv->base);
-	free(srv->members);
-	gw_config_free(srv->cfg);
+	for (size_t i = 0; i < srv->n_states; i++) {
+		free(srv->states[i]->name);
+		free(srv->states[i]);
+	}
+	free(srv->states);
+	free(srv->config_path);
+	gw_config_unref(srv->cfg);
 	free(srv);
 }
 
-const struct gw_config *gw_server_config(const struct gw_server *srv)
+struct gw_config *gw_server_config(const struct gw_server *srv)
 {
 	return srv->cfg;
 }
@@ -264,11 +338,6 @@ const struct gw_config *gw_server_config(const struct gw_server *srv)
 struct upstream *gw_server_upstream(struct gw_server *srv)
 {
 	return srv->upstream;
-}
-
-struct gw_member_state *gw_server_member_state(struct gw_server *srv, size_t member_index)
-{
-	return &srv->members[member_index];
 }
 
 struct gw_conn_list *gw_server_conns(struct gw_server *srv)

@@ -12,22 +12,24 @@
 struct gw_server;
 
 /* What the gateway counts per member while it runs: rate-limit buckets and requests in
- * flight. Indexed like the config's members. */
+ * flight. Kept by member name across reloads; a member's config entry points at it. */
 struct gw_member_state {
+	char *name;
 	struct policy_bucket requests;
 	struct policy_bucket tool_calls;
 	long in_flight;
 };
 
-/* Takes ownership of cfg. Returns NULL after logging why the listener could not start. */
-struct gw_server *gw_server_new(struct gw_config *cfg);
+/* Takes ownership of cfg, loaded from config_path (re-read on SIGHUP). Returns NULL after
+ * logging why the listener could not start. */
+struct gw_server *gw_server_new(struct gw_config *cfg, const char *config_path);
 /* Runs the loop until a signal asks it to stop; returns the process exit code. */
 int gw_server_run(struct gw_server *srv);
 void gw_server_free(struct gw_server *srv);
 
-const struct gw_config *gw_server_config(const struct gw_server *srv);
+/* The live config; a request keeps a reference to the one it started with. */
+struct gw_config *gw_server_config(const struct gw_server *srv);
 struct upstream *gw_server_upstream(struct gw_server *srv);
-struct gw_member_state *gw_server_member_state(struct gw_server *srv, size_t member_index);
 bool gw_server_draining(const struct gw_server *srv);
 /* The live connections; conn.c adds and removes itself. */
 struct gw_conn_list *gw_server_conns(struct gw_server *srv);

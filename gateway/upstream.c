@@ -251,19 +251,28 @@ struct upstream *upstream_new(struct event_base *base, const struct gw_config *c
 	u->base = base;
 	u->multi = curl_multi_init();
 	u->timer = evtimer_new(base, on_timer, u);
-	u->url = strdup(cfg->upstream_url);
-	u->ca_file = cfg->upstream_ca_file ? strdup(cfg->upstream_ca_file) : NULL;
-	if (!u->multi || !u->timer || !u->url || (cfg->upstream_ca_file && !u->ca_file))
+	if (!u->multi || !u->timer)
 		abort();
-	u->connect_timeout_ms = cfg->upstream_connect_timeout_ms;
-	u->idle_timeout.tv_sec = cfg->upstream_idle_timeout_ms / 1000;
-	u->idle_timeout.tv_usec = (cfg->upstream_idle_timeout_ms % 1000) * 1000;
+	upstream_configure(u, cfg);
 	curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
 	curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
 	curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
 	curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
 	curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, cfg->upstream_max_connections);
 	return u;
+}
+
+void upstream_configure(struct upstream *u, const struct gw_config *cfg)
+{
+	free(u->url);
+	free(u->ca_file);
+	u->url = strdup(cfg->upstream_url);
+	u->ca_file = cfg->upstream_ca_file ? strdup(cfg->upstream_ca_file) : NULL;
+	if (!u->url || (cfg->upstream_ca_file && !u->ca_file))
+		abort();
+	u->connect_timeout_ms = cfg->upstream_connect_timeout_ms;
+	u->idle_timeout.tv_sec = cfg->upstream_idle_timeout_ms / 1000;
+	u->idle_timeout.tv_usec = (cfg->upstream_idle_timeout_ms % 1000) * 1000;
 }
 
 void upstream_free(struct upstream *u)

@@ -34,6 +34,9 @@ struct upstream_handlers {
 struct upstream *upstream_new(struct event_base *base, const struct gw_config *cfg);
 void upstream_free(struct upstream *u);
 
+/* Takes the upstream settings of a reloaded config for transfers started from now on. */
+void upstream_configure(struct upstream *u, const struct gw_config *cfg);
+
 /* Starts a transfer. headers is a curl_slist of complete request header lines, owned by the
  * transfer from now on; body (POST only) must stay valid until on_done. Returns NULL when the
  * transfer could not be set up (on_done is not called then). */
