@@ -1,7 +1,7 @@
-/* The request life cycle: the steps in data-flow order, the upstream request a member's call
- * becomes, and the relay of the upstream's response (JSON or SSE) back to the client as it
- * arrives, with the transfer paused while the client reads slower than Omni writes. */
+/* The request life cycle: the steps in data-flow order and the upstream request a member's
+ * call becomes. The answer's way back is gateway/relay.c. */
 #include "gateway/req.h"
+#include "gateway/req_internal.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -25,45 +25,6 @@
 #include "policy/policy.h"
 
 #define GW_USER_AGENT "omni-mcp-gateway/0.1"
-
-struct gw_req {
-	struct gw_conn *conn;
-	struct gw_config *cfg; /* the config this request started with (a reference) */
-	char id[17];
-	char *head_buf;
-	struct gw_http_head head;
-	struct evbuffer *body;
-	char *rpc_id; /* JSON text of the JSON-RPC id, parsed only for error answers */
-	bool rpc_id_parsed;
-	const struct gw_member *member;
-	size_t member_index;
-	struct gw_member_state *state; /* set once the request counts as in flight */
-	struct policy_identity ident;
-	struct gw_rpc *rpc;            /* the POST body's messages */
-	const struct policy_rule *rule;
-	struct policy_decision decision; /* headers the gateway sends upstream */
-	cJSON *answers;       /* the gateway's own answers to denied batch elements, or NULL */
-	char *upstream_body;  /* the body sent upstream when denied elements were removed */
-	size_t upstream_len;
-	char *error_detail;        /* for the error answered by a step, when it has one */
-	long retry_after;          /* seconds, for a 429 */
-	bool answered;             /* a step wrote the whole response itself */
-	bool inspect_tools_list;   /* the response holds a tools/list result to filter */
-	struct gw_inspect *inspect; /* the response's messages are read (and maybe changed) */
-	struct evbuffer *held;      /* a JSON response held whole until it can be changed */
-	struct evbuffer *held_headers;
-	enum upstream_method method;
-	struct upstream_xfer *xfer;
-	int status;
-	bool refused;    /* upstream answered 401/403 */
-	bool head_sent;  /* the response head went to the client */
-	bool chunked;    /* the response is framed with chunked encoding */
-	bool keep_alive; /* after this response */
-	bool paused;
-	long upstream_ms; /* until the upstream's response head; -1 when none came */
-	size_t bytes_out;
-	struct timespec started;
-};
 
 /* Client request headers carried upstream (mcp-transport.md), besides every Mcp-Param-*.
  * Identity headers (Authorization, X-MCP-*) are the gateway's to set and never copied. */
@@ -180,13 +141,13 @@ static void log_access(const struct gw_req *r)
 		elapsed_ms(r), r->upstream_ms);
 }
 
-static void finish(struct gw_req *r, bool keep_alive)
+void gw_req_finish(struct gw_req *r, bool keep_alive)
 {
 	log_access(r);
 	gw_conn_req_done(r->conn, keep_alive && r->keep_alive);
 }
 
-static void respond_error(struct gw_req *r, const struct gw_error *err)
+void gw_req_respond_error(struct gw_req *r, const struct gw_error *err)
 {
 	char retry[48];
 
@@ -194,11 +155,11 @@ static void respond_error(struct gw_req *r, const struct gw_error *err)
 	r->status = err->status;
 	gw_conn_write_error(r->conn, err, gw_req_rpc_id(r), r->error_detail,
 			    err->status == 429 ? retry : NULL, r->keep_alive);
-	finish(r, true);
+	gw_req_finish(r, true);
 }
 
 /* Answers with a JSON body the gateway made (the answers to denied messages). */
-static void respond_json(struct gw_req *r, int status, const cJSON *json)
+void gw_req_respond_json(struct gw_req *r, int status, const cJSON *json)
 {
 	struct evbuffer *body = NULL;
 	char *text;
@@ -215,7 +176,7 @@ static void respond_json(struct gw_req *r, int status, const cJSON *json)
 	gw_conn_write_json(r->conn, status, body, r->keep_alive);
 	if (body)
 		evbuffer_free(body);
-	finish(r, true);
+	gw_req_finish(r, true);
 }
 
 /* Step: the endpoint and its methods. */
@@ -318,11 +279,11 @@ static void answer_all_denied(struct gw_req *r)
 {
 	r->answered = true;
 	if (!r->answers)
-		respond_json(r, 202, NULL);
+		gw_req_respond_json(r, 202, NULL);
 	else if (!r->rpc->batch)
-		respond_json(r, 200, cJSON_GetArrayItem(r->answers, 0));
+		gw_req_respond_json(r, 200, cJSON_GetArrayItem(r->answers, 0));
 	else
-		respond_json(r, 200, r->answers);
+		gw_req_respond_json(r, 200, r->answers);
 }
 
 /* Step: the member's policy, message by message (each batch element on its own). */
@@ -475,241 +436,6 @@ static struct curl_slist *upstream_headers(const struct gw_req *r)
 	return h;
 }
 
-/* The response's content type, from the forwarded header lines. */
-static bool has_content_type(struct evbuffer *headers, const char *type)
-{
-	size_t len = evbuffer_get_length(headers);
-	const char *p = (const char *)evbuffer_pullup(headers, -1);
-	const char *line = p;
-
-	while (line && line < p + len) {
-		const char *eol = memchr(line, '\n', p + len - line);
-
-		if (strncasecmp(line, "content-type:", 13) == 0) {
-			const char *v = line + 13;
-
-			while (*v == ' ')
-				v++;
-			return strncasecmp(v, type, strlen(type)) == 0;
-		}
-		line = eol ? eol + 1 : NULL;
-	}
-	return false;
-}
-
-/* The hook of the response inspection: a tools/list result loses the tools the member may
- * not call, so their agent never plans with them. */
-static bool on_response_message(void *arg, cJSON *msg)
-{
-	struct gw_req *r = arg;
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
-	cJSON *tools = cJSON_GetObjectItemCaseSensitive(
-	    cJSON_GetObjectItemCaseSensitive(msg, "result"), "tools");
-	bool is_list = false, changed = false;
-	cJSON *t, *next;
-
-	if (!r->inspect_tools_list || !id || !cJSON_IsArray(tools))
-		return false;
-	for (size_t i = 0; i < r->rpc->n && !is_list; i++) {
-		const struct gw_rpc_msg *m = &r->rpc->msgs[i];
-
-		is_list = m->method && strcmp(m->method, "tools/list") == 0 && m->id &&
-			  cJSON_Compare(m->id, id, true);
-	}
-	if (!is_list)
-		return false;
-	for (t = tools->child; t; t = next) {
-		const cJSON *name = cJSON_GetObjectItemCaseSensitive(t, "name");
-
-		next = t->next;
-		if (cJSON_IsString(name) && policy_tool_allowed(r->rule, name->valuestring))
-			continue;
-		cJSON_Delete(cJSON_DetachItemViaPointer(tools, t));
-		changed = true;
-	}
-	return changed;
-}
-
-static void write_head(struct gw_req *r, int status, struct evbuffer *headers,
-		       long long content_length)
-{
-	struct evbuffer *out = gw_conn_output(r->conn);
-
-	if (r->head.minor == 0)
-		r->keep_alive = false; /* HTTP/1.0: the body ends when the connection does */
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, gw_http_reason(status));
-	evbuffer_add_buffer(out, headers);
-	evbuffer_add_printf(out, "X-Request-Id: %s\r\n", r->id);
-	if (status == 204 || status == 304) {
-		/* no body */
-	} else if (content_length >= 0) {
-		evbuffer_add_printf(out, "Content-Length: %lld\r\n", content_length);
-	} else if (r->head.minor == 1) {
-		evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
-		r->chunked = true;
-	}
-	if (!r->keep_alive)
-		evbuffer_add_printf(out, "Connection: close\r\n");
-	evbuffer_add(out, "\r\n", 2);
-	r->head_sent = true;
-}
-
-/* Body bytes to the client, framed as the head said. */
-static void write_body(struct gw_req *r, const void *data, size_t len)
-{
-	struct evbuffer *out = gw_conn_output(r->conn);
-
-	if (len == 0)
-		return;
-	if (r->chunked)
-		evbuffer_add_printf(out, "%zx\r\n", len);
-	evbuffer_add(out, data, len);
-	if (r->chunked)
-		evbuffer_add(out, "\r\n", 2);
-	r->bytes_out += len;
-}
-
-static void write_body_buffer(struct gw_req *r, struct evbuffer *b)
-{
-	size_t len = evbuffer_get_length(b);
-
-	write_body(r, evbuffer_pullup(b, -1), len);
-	evbuffer_drain(b, len);
-}
-
-static void on_upstream_head(void *arg, int status, struct evbuffer *headers,
-			     long long content_length)
-{
-	struct gw_req *r = arg;
-	bool inspect = (r->inspect_tools_list || r->answers) && status >= 200 && status < 300;
-
-	r->status = status;
-	r->upstream_ms = upstream_xfer_head_ms(r->xfer);
-	if (status == 401 || status == 403) {
-		/* Omni refused the member's credential. Its body and WWW-Authenticate would send
-		 * the client to log in at Omni; the client is told what happened instead. */
-		r->refused = true;
-		return;
-	}
-	if (inspect && has_content_type(headers, "text/event-stream")) {
-		struct evbuffer *events = evbuffer_new();
-
-		r->inspect = gw_inspect_new(on_response_message, r);
-		write_head(r, status, headers, -1); /* the body changes: its length is unknown */
-		if (!events)
-			abort();
-		gw_inspect_sse_events(r->answers, events);
-		write_body_buffer(r, events);
-		evbuffer_free(events);
-	} else if (inspect) {
-		/* JSON (or a 202 without body while the gateway has answers to add): held whole. */
-		r->inspect = gw_inspect_new(on_response_message, r);
-		r->held = evbuffer_new();
-		r->held_headers = evbuffer_new();
-		if (!r->held || !r->held_headers)
-			abort();
-		evbuffer_add_buffer(r->held_headers, headers);
-	} else {
-		write_head(r, status, headers, content_length);
-	}
-}
-
-static bool on_upstream_body(void *arg, const char *data, size_t len)
-{
-	struct gw_req *r = arg;
-	struct evbuffer *out;
-
-	if (r->refused)
-		return true; /* dropped: the client gets the gateway's error */
-	if (r->held) {
-		evbuffer_add(r->held, data, len);
-		return true;
-	}
-	if (gw_conn_output_full(r->conn)) {
-		r->paused = true;
-		return false;
-	}
-	if (!r->inspect) {
-		write_body(r, data, len);
-		return true;
-	}
-	out = evbuffer_new();
-	if (!out)
-		abort();
-	gw_inspect_sse(r->inspect, data, len, out);
-	write_body_buffer(r, out);
-	evbuffer_free(out);
-	return true;
-}
-
-/* A held JSON response, changed and sent whole. A 202 (no body: the allowed messages were
- * notifications) becomes a 200 carrying the gateway's answers. */
-static void release_held(struct gw_req *r)
-{
-	struct evbuffer *body = evbuffer_new();
-	size_t len = evbuffer_get_length(r->held);
-
-	if (!body)
-		abort();
-	if (len == 0 && r->answers) {
-		cJSON *one = r->rpc->batch ? r->answers : cJSON_GetArrayItem(r->answers, 0);
-		char *text = cJSON_PrintUnformatted(one);
-
-		if (!text)
-			abort();
-		evbuffer_add(body, text, strlen(text));
-		free(text);
-		r->status = 200;
-		evbuffer_drain(r->held_headers, evbuffer_get_length(r->held_headers));
-		evbuffer_add_printf(r->held_headers, "Content-Type: application/json\r\n");
-	} else {
-		gw_inspect_json(r->inspect, (const char *)evbuffer_pullup(r->held, -1), len,
-				r->answers, body);
-	}
-	write_head(r, r->status, r->held_headers, (long long)evbuffer_get_length(body));
-	write_body_buffer(r, body);
-	evbuffer_free(body);
-}
-
-static void on_upstream_done(void *arg, const struct gw_error *err)
-{
-	struct gw_req *r = arg;
-
-	r->xfer = NULL;
-	if (r->refused) {
-		gw_warn("req=%s member=%s Omni refused the member's credential (HTTP %d)", r->id,
-			r->member->name, r->status);
-		respond_error(r, &gw_err_upstream_refused);
-	} else if (err && !r->head_sent) {
-		respond_error(r, err);
-	} else if (err) {
-		/* Cut off mid-response: close without the final chunk so the client sees that the
-		 * response is incomplete rather than a short one. */
-		finish(r, false);
-	} else {
-		if (r->held) {
-			release_held(r);
-		} else if (r->inspect) {
-			struct evbuffer *rest = evbuffer_new();
-
-			if (!rest)
-				abort();
-			gw_inspect_sse_end(r->inspect, rest);
-			write_body_buffer(r, rest);
-			evbuffer_free(rest);
-		}
-		if (r->chunked)
-			evbuffer_add(gw_conn_output(r->conn), "0\r\n\r\n", 5);
-		finish(r, true);
-	}
-}
-
-static const struct upstream_handlers relay_handlers = {
-	on_upstream_head,
-	on_upstream_body,
-	on_upstream_done,
-};
-
 /* Step: forward to Omni and relay the answer. */
 static void step_forward(struct gw_req *r)
 {
@@ -720,10 +446,10 @@ static void step_forward(struct gw_req *r)
 		body = r->upstream_body;
 		len = r->upstream_len;
 	}
-	r->xfer = upstream_xfer_start(gw_server_upstream(gw_conn_server(r->conn)), r->method,
-				      upstream_headers(r), body, len, &relay_handlers, r);
+	r->xfer = upstream_xfer_start(gw_server_upstream(gw_conn_server(r->conn)), r->method, NULL,
+				      upstream_headers(r), body, len, &gw_relay_handlers, r);
 	if (!r->xfer)
-		respond_error(r, &gw_err_upstream_unreachable);
+		gw_req_respond_error(r, &gw_err_upstream_unreachable);
 }
 
 void gw_req_run(struct gw_req *r)
@@ -732,13 +458,13 @@ void gw_req_run(struct gw_req *r)
 
 	if ((err = step_route(r)) || (err = step_origin(r)) || (err = step_authenticate(r)) ||
 	    (err = step_identity(r)) || (err = step_parse(r)) || (err = step_policy(r))) {
-		respond_error(r, err);
+		gw_req_respond_error(r, err);
 		return;
 	}
 	if (r->answered)
 		return;
 	if ((err = step_limits(r))) {
-		respond_error(r, err);
+		gw_req_respond_error(r, err);
 		return;
 	}
 	step_forward(r);

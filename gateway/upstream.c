@@ -16,6 +16,7 @@ struct upstream {
 	CURLM *multi;
 	struct event *timer;
 	char *url;
+	char *origin; /* scheme://authority of url, for REST paths */
 	char *ca_file;
 	long connect_timeout_ms;
 	struct timeval idle_timeout;
@@ -264,11 +265,18 @@ struct upstream *upstream_new(struct event_base *base, const struct gw_config *c
 
 void upstream_configure(struct upstream *u, const struct gw_config *cfg)
 {
+	const char *authority;
+
 	free(u->url);
+	free(u->origin);
 	free(u->ca_file);
 	u->url = strdup(cfg->upstream_url);
 	u->ca_file = cfg->upstream_ca_file ? strdup(cfg->upstream_ca_file) : NULL;
 	if (!u->url || (cfg->upstream_ca_file && !u->ca_file))
+		abort();
+	authority = strstr(u->url, "://") + 3; /* the config checked the scheme */
+	u->origin = strndup(u->url, authority + strcspn(authority, "/?#") - u->url);
+	if (!u->origin)
 		abort();
 	u->connect_timeout_ms = cfg->upstream_connect_timeout_ms;
 	u->idle_timeout.tv_sec = cfg->upstream_idle_timeout_ms / 1000;
@@ -282,16 +290,20 @@ void upstream_free(struct upstream *u)
 	curl_multi_cleanup(u->multi);
 	event_free(u->timer);
 	free(u->url);
+	free(u->origin);
 	free(u->ca_file);
 	free(u);
 }
 
-static void set_common_options(struct upstream_xfer *x)
+static void set_common_options(struct upstream_xfer *x, const char *path)
 {
 	struct upstream *u = x->u;
 	CURL *e = x->easy;
+	char url[2048];
 
-	curl_easy_setopt(e, CURLOPT_URL, u->url);
+	if (path)
+		snprintf(url, sizeof(url), "%s%s", u->origin, path);
+	curl_easy_setopt(e, CURLOPT_URL, path ? url : u->url); /* curl copies it */
 	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_curl_header);
@@ -309,9 +321,9 @@ static void set_common_options(struct upstream_xfer *x)
 }
 
 struct upstream_xfer *upstream_xfer_start(struct upstream *u, enum upstream_method method,
-					  struct curl_slist *headers, const void *body,
-					  size_t body_len, const struct upstream_handlers *h,
-					  void *arg)
+					  const char *path, struct curl_slist *headers,
+					  const void *body, size_t body_len,
+					  const struct upstream_handlers *h, void *arg)
 {
 	struct upstream_xfer *x = calloc(1, sizeof(*x));
 
@@ -331,7 +343,7 @@ struct upstream_xfer *upstream_xfer_start(struct upstream *u, enum upstream_meth
 	if (!x->easy || !x->resp_headers || !x->idle)
 		abort();
 	clock_gettime(CLOCK_MONOTONIC, &x->started);
-	set_common_options(x);
+	set_common_options(x, path);
 	if (method == UPSTREAM_POST) {
 		curl_easy_setopt(x->easy, CURLOPT_POST, 1L);
 		curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, body);

@@ -37,13 +37,14 @@ void upstream_free(struct upstream *u);
 /* Takes the upstream settings of a reloaded config for transfers started from now on. */
 void upstream_configure(struct upstream *u, const struct gw_config *cfg);
 
-/* Starts a transfer. headers is a curl_slist of complete request header lines, owned by the
- * transfer from now on; body (POST only) must stay valid until on_done. Returns NULL when the
- * transfer could not be set up (on_done is not called then). */
+/* Starts a transfer to Omni's MCP endpoint, or, when path is not NULL, to that path on the
+ * same origin (Omni's REST API, "/api/v1/..."). headers is a curl_slist of complete request
+ * header lines, owned by the transfer from now on; body (POST only) must stay valid until
+ * on_done. Returns NULL when the transfer could not be set up (on_done is not called then). */
 struct upstream_xfer *upstream_xfer_start(struct upstream *u, enum upstream_method method,
-					  struct curl_slist *headers, const void *body,
-					  size_t body_len, const struct upstream_handlers *h,
-					  void *arg);
+					  const char *path, struct curl_slist *headers,
+					  const void *body, size_t body_len,
+					  const struct upstream_handlers *h, void *arg);
 
 /* Continues a transfer that on_body paused. */
 void upstream_xfer_resume(struct upstream_xfer *x);

@@ -1,0 +1,69 @@
+/* Inside the request module: struct gw_req, shared by the steps (req.c) and the response
+ * relay (relay.c). Nothing outside gateway/req*.c and gateway/relay.c includes this. */
+#ifndef GW_REQ_INTERNAL_H
+#define GW_REQ_INTERNAL_H
+
+#include <stdbool.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+#include <event2/buffer.h>
+
+#include "gateway/config.h"
+#include "gateway/http.h"
+#include "gateway/inspect.h"
+#include "gateway/rpc.h"
+#include "gateway/upstream.h"
+#include "policy/identity.h"
+#include "policy/policy.h"
+
+struct gw_req {
+	struct gw_conn *conn;
+	struct gw_config *cfg; /* the config this request started with (a reference) */
+	char id[17];
+	char *head_buf;
+	struct gw_http_head head;
+	struct evbuffer *body;
+	char *rpc_id; /* JSON text of the JSON-RPC id, parsed only for error answers */
+	bool rpc_id_parsed;
+	const struct gw_member *member;
+	size_t member_index;
+	struct gw_member_state *state; /* set once the request counts as in flight */
+	struct policy_identity ident;
+	struct gw_rpc *rpc;            /* the POST body's messages */
+	const struct policy_rule *rule;
+	struct policy_decision decision; /* headers the gateway sends upstream */
+	cJSON *answers;       /* the gateway's own answers to denied batch elements, or NULL */
+	char *upstream_body;  /* the body sent upstream when denied elements were removed */
+	size_t upstream_len;
+	char *error_detail;        /* for the error answered by a step, when it has one */
+	long retry_after;          /* seconds, for a 429 */
+	bool answered;             /* a step wrote the whole response itself */
+	bool inspect_tools_list;   /* the response holds a tools/list result to filter */
+	struct gw_inspect *inspect; /* the response's messages are read (and maybe changed) */
+	struct evbuffer *held;      /* a JSON response held whole until it can be changed */
+	struct evbuffer *held_headers;
+	enum upstream_method method;
+	struct upstream_xfer *xfer;
+	int status;
+	bool refused;    /* upstream answered 401/403 */
+	bool head_sent;  /* the response head went to the client */
+	bool chunked;    /* the response is framed with chunked encoding */
+	bool keep_alive; /* after this response */
+	bool paused;
+	long upstream_ms; /* until the upstream's response head; -1 when none came */
+	size_t bytes_out;
+	struct timespec started;
+};
+
+/* The response relay: upstream callbacks that write the answer to the client. */
+extern const struct upstream_handlers gw_relay_handlers;
+
+/* Ends the request: logs its access line and hands the connection back. */
+void gw_req_finish(struct gw_req *r, bool keep_alive);
+/* Answers with err (and the request's id) and ends the request. */
+void gw_req_respond_error(struct gw_req *r, const struct gw_error *err);
+/* Answers with a JSON body the gateway made (NULL: no body) and ends the request. */
+void gw_req_respond_json(struct gw_req *r, int status, const cJSON *json);
+
+#endif
