@@ -70,8 +70,8 @@ clean:
 	rm -rf build
 
 # Fuzzers (libFuzzer + ASan + UBSan, clang): tests/fuzz/fuzz_NAME.c -> build/fuzz/fuzz_NAME, each
-# run FUZZ_SECONDS on the seeds in tests/fuzz/corpus/NAME; what it learns goes to
-# build/fuzz/corpus/NAME, a crashing input to build/fuzz/crash-*.
+# run FUZZ_SECONDS on the seeds in tests/fuzz/corpus/NAME (with tests/fuzz/NAME.dict); what it
+# learns goes to build/fuzz/corpus/NAME, a crashing input to build/fuzz/NAME-crash-*.
 FUZZ_SECONDS ?= 30
 FUZZ_CC      ?= clang
 FUZZ_CFLAGS  := -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -MMD -MP -I. -fno-omit-frame-pointer \
@@ -88,13 +88,14 @@ $(FUZZ_BIN): build/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(LDLIBS)
 
 fuzz: $(FUZZ_BIN)
-	@for f in $(FUZZ_BIN); do \
+	@status=0; for f in $(FUZZ_BIN); do \
 		name=$${f#build/fuzz/fuzz_}; \
+		dict=; [ -f tests/fuzz/$$name.dict ] && dict=-dict=tests/fuzz/$$name.dict; \
 		mkdir -p build/fuzz/corpus/$$name; \
 		echo "fuzz: $$name for $(FUZZ_SECONDS) s"; \
-		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$dict \
 			-artifact_prefix=build/fuzz/$$name- \
-			build/fuzz/corpus/$$name tests/fuzz/corpus/$$name || exit 1; \
-	done
+			build/fuzz/corpus/$$name tests/fuzz/corpus/$$name || status=1; \
+	done; exit $$status
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

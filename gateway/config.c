@@ -3,6 +3,7 @@
  * *_file keys; an inline secret is accepted with a warning. */
 #include "gateway/config.h"
 
+#include "cache/cache.h"
 #include "policy/policy.h"
 
 #include <arpa/inet.h>
@@ -86,6 +87,8 @@ static const struct key root_keys[] = {
 	{"log_level", KEY_STRING, CFG(log_level), false, "info", 0, 0, NULL},
 	{"users", KEY_MEMBERS, 0, true, NULL, 0, 0, member_keys},
 	{"groups", KEY_MODULE, 0, false, NULL, 0, 0, NULL},
+	{"redis", KEY_MODULE, 0, false, NULL, 0, 0, NULL},
+	{"cache", KEY_MODULE, 0, false, NULL, 0, 0, NULL},
 	END_KEYS,
 };
 
@@ -532,6 +535,7 @@ struct gw_config *gw_config_parse(const char *text, size_t len, struct gw_diag *
 	check_config(cfg, diag);
 	if (diag->errors == errors_before)
 		cfg->policy = policy_new(root, cfg, diag);
+	cfg->cache = cache_config_parse(root, diag);
 	cJSON_Delete(root);
 	if (diag->errors > errors_before) {
 		gw_config_free(cfg);
@@ -593,6 +597,7 @@ void gw_config_free(struct gw_config *cfg)
 	}
 	free(cfg->members);
 	policy_free(cfg->policy);
+	cache_config_free(cfg->cache);
 	free(cfg->listen);
 	free(cfg->listen_host);
 	free(cfg->tls_cert);

@@ -47,6 +47,7 @@ struct gw_config {
 	struct gw_member *members;
 	size_t n_members;
 	struct policy *policy; /* groups and rules (policy/policy.h) */
+	struct cache_config *cache; /* "cache" and "redis" (cache/cache.h) */
 	int refs;              /* the server and each request running with this config */
 };
 

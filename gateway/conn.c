@@ -152,20 +152,41 @@ static void fail_request(struct gw_conn *c, const struct gw_error *err)
 	close_after_flush(c);
 }
 
+/* The length of the head at the front of in (through its blank line: CRLF CRLF, or bare LFs
+ * as the parser accepts them), or 0 when no whole head is buffered yet. */
+static size_t head_length(struct evbuffer *in)
+{
+	struct evbuffer_ptr lf = evbuffer_search(in, "\n", 1, NULL);
+	char next[2];
+	ev_ssize_t n;
+
+	while (lf.pos >= 0 && lf.pos <= GW_HTTP_MAX_HEAD) {
+		/* After this LF, another LF or a CR LF ends the head. */
+		if (evbuffer_ptr_set(in, &lf, 1, EVBUFFER_PTR_ADD) < 0)
+			break;
+		n = evbuffer_copyout_from(in, &lf, next, 2);
+		if (n >= 1 && next[0] == '\n')
+			return (size_t)lf.pos + 1;
+		if (n == 2 && next[0] == '\r' && next[1] == '\n')
+			return (size_t)lf.pos + 2;
+		lf = evbuffer_search(in, "\n", 1, &lf);
+	}
+	return 0;
+}
+
 /* Reads a head if a whole one is buffered. Returns false when more input is needed or the
  * connection failed. */
 static bool read_head(struct gw_conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	const struct gw_config *cfg = gw_server_config(c->srv);
-	struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+	size_t len = head_length(in);
 	struct gw_http_head head;
 	const char *err;
-	size_t len;
 	char *buf;
 	int rc;
 
-	if (end.pos < 0) {
+	if (len == 0) {
 		if (evbuffer_get_length(in) > GW_HTTP_MAX_HEAD)
 			fail_request(c, &gw_err_head_too_large);
 		else if (c->state == CONN_IDLE && evbuffer_get_length(in) > 0) {
@@ -174,7 +195,6 @@ static bool read_head(struct gw_conn *c)
 		}
 		return false;
 	}
-	len = (size_t)end.pos + 4;
 	if (len > GW_HTTP_MAX_HEAD) {
 		fail_request(c, &gw_err_head_too_large);
 		return false;

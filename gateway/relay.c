@@ -7,10 +7,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cache/cache.h"
 #include "gateway/conn.h"
 #include "gateway/log.h"
 #include "gateway/req.h"
 #include "gateway/req_internal.h"
+#include "gateway/server.h"
 
 /* The response's content type, from the forwarded header lines. */
 static bool has_content_type(struct evbuffer *headers, const char *type)
@@ -34,26 +36,15 @@ static bool has_content_type(struct evbuffer *headers, const char *type)
 	return false;
 }
 
-/* The hook of the response inspection: a tools/list result loses the tools the member may
- * not call, so their agent never plans with them. */
-static bool on_response_message(void *arg, cJSON *msg)
+/* A tools/list result loses the tools the member may not call, so their agent never plans
+ * with them. Returns true when it removed any. */
+static bool filter_tools(struct gw_req *r, cJSON *result)
 {
-	struct gw_req *r = arg;
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
-	cJSON *tools = cJSON_GetObjectItemCaseSensitive(
-	    cJSON_GetObjectItemCaseSensitive(msg, "result"), "tools");
-	bool is_list = false, changed = false;
+	cJSON *tools = cJSON_GetObjectItemCaseSensitive(result, "tools");
+	bool changed = false;
 	cJSON *t, *next;
 
-	if (!r->inspect_tools_list || !id || !cJSON_IsArray(tools))
-		return false;
-	for (size_t i = 0; i < r->rpc->n && !is_list; i++) {
-		const struct gw_rpc_msg *m = &r->rpc->msgs[i];
-
-		is_list = m->method && strcmp(m->method, "tools/list") == 0 && m->id &&
-			  cJSON_Compare(m->id, id, true);
-	}
-	if (!is_list)
+	if (!cJSON_IsArray(tools))
 		return false;
 	for (t = tools->child; t; t = next) {
 		const cJSON *name = cJSON_GetObjectItemCaseSensitive(t, "name");
@@ -65,6 +56,63 @@ static bool on_response_message(void *arg, cJSON *msg)
 		changed = true;
 	}
 	return changed;
+}
+
+/* Whether msg answers one of the request's tools/list messages. */
+static bool answers_tools_list(const struct gw_req *r, const cJSON *msg)
+{
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
+
+	for (size_t i = 0; r->rpc && id && i < r->rpc->n; i++) {
+		const struct gw_rpc_msg *m = &r->rpc->msgs[i];
+
+		if (m->method && strcmp(m->method, "tools/list") == 0 && m->id &&
+		    cJSON_Compare(m->id, id, true))
+			return true;
+	}
+	return false;
+}
+
+/* The hook of the response inspection, for each JSON-RPC message from Omni: the cache learns
+ * of changed tool lists and stores answers (unfiltered: the policy applies when serving), and
+ * tools/list results are filtered for the member. */
+static bool on_response_message(void *arg, cJSON *msg)
+{
+	struct gw_req *r = arg;
+	const cJSON *method = cJSON_GetObjectItemCaseSensitive(msg, "method");
+
+	if (cJSON_IsString(method)) {
+		if (strcmp(method->valuestring, "notifications/tools/list_changed") == 0)
+			gw_req_cache_tools_changed(r);
+		return false;
+	}
+	if (r->cache_key)
+		gw_req_cache_capture(r, msg);
+	if (r->inspect_tools_list && answers_tools_list(r, msg))
+		return filter_tools(r, cJSON_GetObjectItemCaseSensitive(msg, "result"));
+	return false;
+}
+
+/* Whether the response must be read: to filter or cache an answer, to add the gateway's own
+ * answers, or (a GET stream, with a cache) to see tool lists change. */
+static bool must_inspect(const struct gw_req *r, int status)
+{
+	if (status < 200 || status >= 300)
+		return false;
+	if (r->inspect_tools_list || r->answers || r->cache_key)
+		return true;
+	return r->method == UPSTREAM_GET && r->cfg->cache &&
+	       cache_ttl_for(r->cfg->cache, "tools/list", NULL) > 0;
+}
+
+/* A session ended by the client (DELETE) or unknown to Omni (404) gets no cached answers. */
+static void note_session_end(struct gw_req *r, int status)
+{
+	const char *session = gw_http_header(&r->head, "mcp-session-id");
+
+	if (session && ((r->method == UPSTREAM_DELETE && status >= 200 && status < 300) ||
+			status == 404))
+		gw_server_session_ended(gw_conn_server(r->conn), session);
 }
 
 static void write_head(struct gw_req *r, int status, struct evbuffer *headers,
@@ -118,10 +166,11 @@ static void on_upstream_head(void *arg, int status, struct evbuffer *headers,
 			     long long content_length)
 {
 	struct gw_req *r = arg;
-	bool inspect = (r->inspect_tools_list || r->answers) && status >= 200 && status < 300;
+	bool inspect = must_inspect(r, status);
 
 	r->status = status;
 	r->upstream_ms = upstream_xfer_head_ms(r->xfer);
+	note_session_end(r, status);
 	if (status == 401 || status == 403) {
 		/* Omni refused the member's credential. Its body and WWW-Authenticate would send
 		 * the client to log in at Omni; the client is told what happened instead. */
@@ -247,3 +296,53 @@ const struct upstream_handlers gw_relay_handlers = {
 	on_upstream_done,
 };
 
+
+/* Whether the client accepts an SSE answer (MCP clients list both; SSE is what Omni sends). */
+static bool client_takes_sse(const struct gw_req *r)
+{
+	const char *accept = gw_http_header(&r->head, "accept");
+
+	return accept && strcasestr(accept, "text/event-stream");
+}
+
+void gw_relay_answer_cached(struct gw_req *r, const char *result, size_t len)
+{
+	cJSON *msg = cJSON_CreateObject();
+	cJSON *res = cJSON_ParseWithLength(result, len);
+	struct evbuffer *headers = evbuffer_new(), *body = evbuffer_new();
+	bool sse = client_takes_sse(r);
+	char *text;
+
+	if (!msg || !headers || !body)
+		abort();
+	if (!res) { /* not what we stored: ask Omni instead */
+		cJSON_Delete(msg);
+		evbuffer_free(headers);
+		evbuffer_free(body);
+		r->cache_hit = false;
+		gw_req_forward(r);
+		return;
+	}
+	if (r->inspect_tools_list)
+		filter_tools(r, res);
+	cJSON_AddStringToObject(msg, "jsonrpc", "2.0");
+	cJSON_AddItemToObject(msg, "id", cJSON_Duplicate(r->rpc->msgs[0].id, true));
+	cJSON_AddItemToObject(msg, "result", res);
+	text = cJSON_PrintUnformatted(msg);
+	if (!text)
+		abort();
+	if (sse)
+		evbuffer_add_printf(body, "event: message\ndata: %s\n\n", text);
+	else
+		evbuffer_add(body, text, strlen(text));
+	evbuffer_add_printf(headers, "Content-Type: %s\r\nCache-Control: no-cache\r\n",
+			    sse ? "text/event-stream" : "application/json");
+	r->status = 200;
+	write_head(r, 200, headers, (long long)evbuffer_get_length(body));
+	write_body_buffer(r, body);
+	free(text);
+	cJSON_Delete(msg);
+	evbuffer_free(headers);
+	evbuffer_free(body);
+	gw_req_finish(r, true);
+}

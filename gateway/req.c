@@ -64,6 +64,7 @@ void gw_req_free(struct gw_req *r)
 		return;
 	if (r->xfer)
 		upstream_xfer_cancel(r->xfer);
+	gw_req_cache_release(r);
 	if (r->state)
 		r->state->in_flight--;
 	gw_rpc_free(r->rpc);
@@ -135,10 +136,11 @@ static size_t path_len(const char *target)
 
 static void log_access(const struct gw_req *r)
 {
-	gw_info("req=%s member=%s peer=%s \"%s %.*s\" status=%d bytes=%zu ms=%ld upstream_ms=%ld",
+	gw_info("req=%s member=%s peer=%s \"%s %.*s\" status=%d bytes=%zu ms=%ld upstream_ms=%ld%s",
 		r->id, r->member ? r->member->name : "-", gw_conn_peer(r->conn), r->head.method,
 		(int)path_len(r->head.target), r->head.target, r->status, r->bytes_out,
-		elapsed_ms(r), r->upstream_ms);
+		elapsed_ms(r), r->upstream_ms,
+		r->cache_hit ? " cache=hit" : (r->cache_key ? " cache=miss" : ""));
 }
 
 void gw_req_finish(struct gw_req *r, bool keep_alive)
@@ -437,7 +439,7 @@ static struct curl_slist *upstream_headers(const struct gw_req *r)
 }
 
 /* Step: forward to Omni and relay the answer. */
-static void step_forward(struct gw_req *r)
+void gw_req_forward(struct gw_req *r)
 {
 	size_t len = evbuffer_get_length(r->body);
 	const void *body = len ? (const void *)evbuffer_pullup(r->body, -1) : "";
@@ -467,7 +469,9 @@ void gw_req_run(struct gw_req *r)
 		gw_req_respond_error(r, err);
 		return;
 	}
-	step_forward(r);
+	if (gw_req_cache_start(r))
+		return;
+	gw_req_forward(r);
 }
 
 void gw_req_on_drained(struct gw_req *r)
@@ -480,6 +484,7 @@ void gw_req_on_drained(struct gw_req *r)
 
 void gw_req_abort(struct gw_req *r)
 {
+	gw_req_cache_release(r);
 	if (!r->xfer)
 		return;
 	gw_info("req=%s member=%s client went away; upstream transfer closed", r->id,

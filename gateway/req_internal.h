@@ -43,6 +43,13 @@ struct gw_req {
 	struct gw_inspect *inspect; /* the response's messages are read (and maybe changed) */
 	struct evbuffer *held;      /* a JSON response held whole until it can be changed */
 	struct evbuffer *held_headers;
+	char *cache_key;            /* set when the answer may come from the cache */
+	long cache_ttl;
+	struct cache_lookup *cache_lookup;
+	struct cache_flight_wait *cache_wait;
+	bool cache_leader;          /* fetching for the single flight of cache_key */
+	bool cache_stored;
+	bool cache_hit;
 	enum upstream_method method;
 	struct upstream_xfer *xfer;
 	int status;
@@ -58,6 +65,21 @@ struct gw_req {
 
 /* The response relay: upstream callbacks that write the answer to the client. */
 extern const struct upstream_handlers gw_relay_handlers;
+
+/* Forwards the request to Omni (the last step). */
+void gw_req_forward(struct gw_req *r);
+
+/* The cache step (req_cache.c). start returns true when the request now waits for the cache
+ * (it continues from a callback), false to forward at once. */
+bool gw_req_cache_start(struct gw_req *r);
+void gw_req_cache_capture(struct gw_req *r, const cJSON *msg);
+void gw_req_cache_tools_changed(struct gw_req *r);
+/* Leaves any lookup or flight; the request is going away or done. */
+void gw_req_cache_release(struct gw_req *r);
+
+/* Answers the request from a cached result (JSON text of the JSON-RPC result), in the framing
+ * the client accepts, with the client's id; tools/list results are filtered for the member. */
+void gw_relay_answer_cached(struct gw_req *r, const char *result, size_t len);
 
 /* Ends the request: logs its access line and hands the connection back. */
 void gw_req_finish(struct gw_req *r, bool keep_alive);

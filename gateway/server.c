@@ -18,10 +18,13 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "cache/cache.h"
 #include "gateway/conn.h"
 #include "gateway/log.h"
 
 #define DRAIN_TIMEOUT_MS 10000
+#define ENDED_SESSIONS 1024
+#define SESSION_ID_MAX 128
 
 struct gw_server {
 	struct event_base *base;
@@ -29,6 +32,7 @@ struct gw_server {
 	SSL_CTX *ssl_ctx;
 	struct evconnlistener *listener;
 	struct upstream *upstream;
+	struct cache *cache; /* NULL when the config has no cache section parsed */
 	char *config_path;
 	struct event *sigterm, *sigint, *sighup, *drain_timer;
 	struct gw_conn_list conns;
@@ -36,6 +40,8 @@ struct gw_server {
 	size_t n_states;
 	long n_conns;
 	bool draining;
+	char (*ended)[SESSION_ID_MAX]; /* a ring of ended session ids */
+	size_t ended_next;
 };
 
 static SSL_CTX *tls_context_new(const struct gw_config *cfg)
@@ -194,6 +200,11 @@ static void warn_restart_needed(const struct gw_config *old, const struct gw_con
 			cfg->listen, old->listen);
 	if ((old->tls_cert == NULL) != (cfg->tls_cert == NULL))
 		gw_warn("reload: turning TLS on or off needs a restart");
+	if (!old->cache != !cfg->cache ||
+	    (old->cache && cfg->cache && !old->cache->redis_url != !cfg->cache->redis_url) ||
+	    (old->cache && cfg->cache && old->cache->redis_url && cfg->cache->redis_url &&
+	     strcmp(old->cache->redis_url, cfg->cache->redis_url) != 0))
+		gw_warn("reload: a new redis URL needs a restart; TTLs apply now");
 }
 
 /* SIGHUP: a new config is loaded and validated whole, then swapped in for new requests;
@@ -272,7 +283,8 @@ struct gw_server *gw_server_new(struct gw_config *cfg, const char *config_path)
 	TAILQ_INIT(&srv->conns);
 	srv->base = event_base_new();
 	srv->config_path = strdup(config_path);
-	if (!srv->base || !srv->config_path)
+	srv->ended = calloc(ENDED_SESSIONS, SESSION_ID_MAX);
+	if (!srv->base || !srv->config_path || !srv->ended)
 		abort();
 	attach_states(srv, cfg);
 	if (cfg->tls_cert && !(srv->ssl_ctx = tls_context_new(cfg)))
@@ -280,6 +292,8 @@ struct gw_server *gw_server_new(struct gw_config *cfg, const char *config_path)
 	if (bind_listener(srv) < 0)
 		goto fail;
 	srv->upstream = upstream_new(srv->base, cfg);
+	if (cfg->cache)
+		srv->cache = cache_new(srv->base, cfg->cache);
 	srv->sigterm = evsignal_new(srv->base, SIGTERM, on_stop_signal, srv);
 	srv->sigint = evsignal_new(srv->base, SIGINT, on_stop_signal, srv);
 	srv->sighup = evsignal_new(srv->base, SIGHUP, on_reload_signal, srv);
@@ -318,6 +332,8 @@ void gw_server_free(struct gw_server *srv)
 	if (srv->drain_timer)
 		event_free(srv->drain_timer);
 	upstream_free(srv->upstream);
+	if (srv->cache)
+		cache_free(srv->cache);
 	SSL_CTX_free(srv->ssl_ctx);
 	event_base_free(srv->base);
 	for (size_t i = 0; i < srv->n_states; i++) {
@@ -325,6 +341,7 @@ void gw_server_free(struct gw_server *srv)
 		free(srv->states[i]);
 	}
 	free(srv->states);
+	free(srv->ended);
 	free(srv->config_path);
 	gw_config_unref(srv->cfg);
 	free(srv);
@@ -338,6 +355,11 @@ struct gw_config *gw_server_config(const struct gw_server *srv)
 struct upstream *gw_server_upstream(struct gw_server *srv)
 {
 	return srv->upstream;
+}
+
+struct cache *gw_server_cache(struct gw_server *srv)
+{
+	return srv->cache;
 }
 
 struct gw_conn_list *gw_server_conns(struct gw_server *srv)
@@ -354,4 +376,22 @@ void gw_server_conn_closed(struct gw_server *srv)
 {
 	srv->n_conns--;
 	maybe_finish_drain(srv);
+}
+
+void gw_server_session_ended(struct gw_server *srv, const char *session_id)
+{
+	if (strlen(session_id) >= SESSION_ID_MAX || gw_server_session_is_ended(srv, session_id))
+		return;
+	strcpy(srv->ended[srv->ended_next], session_id);
+	srv->ended_next = (srv->ended_next + 1) % ENDED_SESSIONS;
+}
+
+bool gw_server_session_is_ended(const struct gw_server *srv, const char *session_id)
+{
+	/* Only cacheable requests ask, and a linear look at 1024 short strings costs less than
+	 * the hash of the cache key they are about to compute. */
+	for (size_t i = 0; i < ENDED_SESSIONS; i++)
+		if (srv->ended[i][0] && strcmp(srv->ended[i], session_id) == 0)
+			return true;
+	return false;
 }

@@ -30,6 +30,13 @@ void gw_server_free(struct gw_server *srv);
 /* The live config; a request keeps a reference to the one it started with. */
 struct gw_config *gw_server_config(const struct gw_server *srv);
 struct upstream *gw_server_upstream(struct gw_server *srv);
+struct cache *gw_server_cache(struct gw_server *srv);
+
+/* MCP sessions known to have ended (a DELETE went through, or Omni answered 404 for one):
+ * answers from the cache are never served for them, so clients learn of the end from Omni
+ * and re-initialize. Bounded: the oldest are forgotten. */
+void gw_server_session_ended(struct gw_server *srv, const char *session_id);
+bool gw_server_session_is_ended(const struct gw_server *srv, const char *session_id);
 bool gw_server_draining(const struct gw_server *srv);
 /* The live connections; conn.c adds and removes itself. */
 struct gw_conn_list *gw_server_conns(struct gw_server *srv);

@@ -13,7 +13,9 @@ before(async () => {
   // upstream: the fake Omni on a free port
   fake = await env.startFake();
   // config: alice and bob with their PATs and user ids, carol through the org key and her user id
-  gw = await env.startGateway({ upstreamUrl: fake.mcpUrl });
+  // Every upstream call is counted below: answers from the cache (tests in cache.test.mjs)
+  // would hide calls, so this gateway runs without one.
+  gw = await env.startGateway({ upstreamUrl: fake.mcpUrl, config: { cache: { enabled: false } } });
 });
 after(() => env.cleanup());
 beforeEach(() => fake.reset());

@@ -22,8 +22,10 @@ const MEMBERS = [
 
 before(async () => {
   fake = await env.startFake();
-  open = await env.startGateway({ upstreamUrl: fake.mcpUrl, members: MEMBERS, name: 'open' });
-  strict = await env.startGateway({ upstreamUrl: fake.mcpUrl, members: MEMBERS, name: 'strict', config: { user_required: true } });
+  // Each test reads the headers of every call upstream: no answers from the cache here.
+  const cache = { enabled: false };
+  open = await env.startGateway({ upstreamUrl: fake.mcpUrl, members: MEMBERS, name: 'open', config: { cache } });
+  strict = await env.startGateway({ upstreamUrl: fake.mcpUrl, members: MEMBERS, name: 'strict', config: { user_required: true, cache } });
 });
 after(() => env.cleanup());
 beforeEach(() => fake.reset());

@@ -511,6 +511,8 @@ static void test_chunked_bad(void)
 	/* The chunk data must be followed by CRLF exactly. */
 	chunked_case("5\r\nhelloXX0\r\n\r\n", 1024, -1, NULL, 0);
 	chunked_case("5\r\nhello\n0\r\n\r\n", 1024, -1, NULL, 0);
+	chunked_case("5\r\nhelloX\n0\r\n\r\n", 1024, -1, NULL, 0);
+	chunked_case("5\r\nhello\n\n0\r\n\r\n", 1024, -1, NULL, 0);
 	chunked_case("5\r\nhello world\r\n0\r\n\r\n", 1024, -1, NULL, 0);
 	chunked_case("3\r\nabc\rX4\r\ndefg\r\n0\r\n\r\n", 1024, -1, NULL, 0);
 	struct dec d;
