@@ -276,10 +276,14 @@ static void deny(struct gw_req *r, struct gw_rpc_msg *m, const struct policy_dec
 	cJSON_AddItemToArray(r->answers, gw_rpc_error_new(m->id, gw_err_policy.rpc_code, d->reason));
 }
 
-/* When every message was denied, the gateway answers alone; nothing reaches Omni. */
+/* A step's verdict meaning "answered already": the request may be gone, nothing more runs.
+ * Compared by pointer; never written to a client. */
+static const struct gw_error answered = {0, 0, NULL};
+
+/* When every message was denied, the gateway answers alone; nothing reaches Omni. The request
+ * is freed by the answer: the caller must not touch it afterwards. */
 static void answer_all_denied(struct gw_req *r)
 {
-	r->answered = true;
 	if (!r->answers)
 		gw_req_respond_json(r, 202, NULL);
 	else if (!r->rpc->batch)
@@ -331,9 +335,11 @@ static const struct gw_error *step_policy(struct gw_req *r)
 		if (m->method && strcmp(m->method, "tools/list") == 0)
 			r->inspect_tools_list = true;
 	}
-	if (r->rpc && denied == r->rpc->n)
+	if (r->rpc && denied == r->rpc->n) {
 		answer_all_denied(r);
-	else if (denied > 0)
+		return &answered;
+	}
+	if (denied > 0)
 		r->upstream_body = gw_rpc_allowed_body(r->rpc, &r->upstream_len);
 	return NULL;
 }
@@ -459,14 +465,10 @@ void gw_req_run(struct gw_req *r)
 	const struct gw_error *err;
 
 	if ((err = step_route(r)) || (err = step_origin(r)) || (err = step_authenticate(r)) ||
-	    (err = step_identity(r)) || (err = step_parse(r)) || (err = step_policy(r))) {
-		gw_req_respond_error(r, err);
-		return;
-	}
-	if (r->answered)
-		return;
-	if ((err = step_limits(r))) {
-		gw_req_respond_error(r, err);
+	    (err = step_identity(r)) || (err = step_parse(r)) || (err = step_policy(r)) ||
+	    (err = step_limits(r))) {
+		if (err != &answered)
+			gw_req_respond_error(r, err);
 		return;
 	}
 	if (gw_req_cache_start(r))

@@ -38,7 +38,6 @@ struct gw_req {
 	size_t upstream_len;
 	char *error_detail;        /* for the error answered by a step, when it has one */
 	long retry_after;          /* seconds, for a 429 */
-	bool answered;             /* a step wrote the whole response itself */
 	bool inspect_tools_list;   /* the response holds a tools/list result to filter */
 	struct gw_inspect *inspect; /* the response's messages are read (and maybe changed) */
 	struct evbuffer *held;      /* a JSON response held whole until it can be changed */

@@ -315,7 +315,6 @@ static void set_common_options(struct upstream_xfer *x, const char *path)
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, u->connect_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
 	if (u->ca_file)
 		curl_easy_setopt(e, CURLOPT_CAINFO, u->ca_file);
 }

@@ -28,8 +28,9 @@ export function merge(a, b) {
 
 /**
  * Turns member specs into config `users` entries, the env vars that carry their PATs, and their
- * plain tokens. A spec: { name, pat?, userId?, userRequired?, token?, extra? }. The PAT goes in
- * env var OMNI_PAT_<NAME>; extra is merged into the entry as is (to write odd configs).
+ * plain tokens. A spec: { name, pat?, userId?, userRequired?, groups?, rule?, token?, extra? }.
+ * The PAT goes in env var OMNI_PAT_<NAME>; groups and rule become the entry's policy keys;
+ * extra is merged into the entry as is (to write odd configs).
  */
 export function buildMembers(specs) {
   const users = [];
@@ -46,6 +47,8 @@ export function buildMembers(specs) {
     }
     if (m.userId) entry.omni_user_id = m.userId;
     if (m.userRequired !== undefined) entry.user_required = m.userRequired;
+    if (m.groups !== undefined) entry.groups = m.groups;
+    if (m.rule !== undefined) entry.rule = m.rule;
     users.push(merge(entry, m.extra));
   }
   return { users, env, tokens };
@@ -95,8 +98,26 @@ export async function launchGateway({ dir, name, config, env }) {
     configFile,
     proc,
     stderr: () => proc.stderr(),
+    /** Sends a signal (e.g. 'SIGHUP') to the running gateway. */
+    signal: (sig) => proc.child.kill(sig),
+    /**
+     * Waits until the gateway's stderr, from character offset `since` on (a previous
+     * stderr().length), has a line matching `pattern`; resolves to that line.
+     */
+    waitForLog: (pattern, { since = 0, timeoutMs = 10000 } = {}) => waitForLine(proc, pattern, since, timeoutMs),
     stop: () => proc.stop(),
   };
+}
+
+async function waitForLine(proc, pattern, since, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const line = proc.stderr().slice(since).split('\n').find((l) => pattern.test(l));
+    if (line !== undefined) return line;
+    if (proc.exitInfo()) throw new Error(`gateway exited (${JSON.stringify(proc.exitInfo())}) before logging a line matching ${pattern}\n--- stderr since the mark ---\n${proc.stderr().slice(since)}`);
+    if (Date.now() >= deadline) throw new Error(`no gateway log line matching ${pattern} within ${timeoutMs} ms\n--- stderr since the mark ---\n${proc.stderr().slice(since)}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
 }
 
 /** Runs `omni-mcp-gateway ...args` to its end: { code, stdout, stderr }. */

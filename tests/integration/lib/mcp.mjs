@@ -79,12 +79,13 @@ export function responseMessage(res, id) {
 
 /**
  * Initializes a session on `url` with raw requests (initialize + notifications/initialized).
- * headers: sent on every request (e.g. the member's Authorization). Returns
+ * headers: sent on every request (e.g. the member's Authorization). protocolVersion: the one
+ * initialize asks for (default the SDK's latest); later requests carry the negotiated one. Returns
  * { sessionId, protocolVersion, headers(extra), post(message, extra), stream(message, extra) }.
  */
-export async function rawSession(url, { ca, headers = {} } = {}) {
+export async function rawSession(url, { ca, headers = {}, protocolVersion: asked } = {}) {
   const base = { Accept: MCP_ACCEPT, 'Content-Type': 'application/json', ...headers };
-  const init = await request(url, { method: 'POST', headers: base, body: JSON.stringify(initializeMessage(1)), ca });
+  const init = await request(url, { method: 'POST', headers: base, body: JSON.stringify(initializeMessage(1, asked)), ca });
   assert.equal(init.status, 200, `initialize through ${url}: ${init.status} ${init.body}`);
   const sessionId = init.headers['mcp-session-id'];
   assert.ok(sessionId, `initialize response carries no Mcp-Session-Id: ${JSON.stringify(init.headers)}`);
