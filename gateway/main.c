@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache/cache.h"
+#include "cache/key.h"
 #include "gateway/auth.h"
 #include "gateway/config.h"
 #include "gateway/log.h"
@@ -19,6 +21,8 @@ static void usage(FILE *out)
 		"usage: omni-mcp-gateway -c FILE          run the gateway\n"
 		"       omni-mcp-gateway check -c FILE    validate a config; one line per problem\n"
 		"       omni-mcp-gateway token            print a new member token and its SHA-256\n"
+		"       omni-mcp-gateway cache purge -c FILE [--user NAME]\n"
+		"                                         drop cached metadata (one member's, or all)\n"
 		"       omni-mcp-gateway --version\n");
 }
 
@@ -68,6 +72,71 @@ static int cmd_token(void)
 	return 0;
 }
 
+/* The identity prefix of one member's cache entries: the Omni identity they run as. */
+static char *member_prefix(const struct gw_config *cfg, const char *name)
+{
+	char *identity, *prefix;
+
+	for (size_t i = 0; i < cfg->n_members; i++) {
+		const struct gw_member *m = &cfg->members[i];
+
+		if (strcmp(m->name, name) != 0)
+			continue;
+		identity = cache_identity(m->omni_pat ? m->omni_pat : cfg->omni_api_key,
+					  m->omni_pat == NULL, m->omni_user_id);
+		prefix = identity ? cache_identity_prefix(identity) : NULL;
+		free(identity);
+		return prefix;
+	}
+	return NULL;
+}
+
+/* cache purge -c FILE [--user NAME]: talks to Redis directly (a blocking connection is fine
+ * here: this is not the gateway's loop). */
+static int cmd_cache_purge(int argc, char **argv)
+{
+	const char *path = NULL, *user = NULL;
+	struct gw_diag diag = {0};
+	struct gw_config *cfg;
+	char *prefix = NULL, *err = NULL;
+	long deleted = 0;
+	int rc = 1;
+
+	for (int i = 0; i < argc; i++) {
+		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
+			path = argv[++i];
+		else if (strcmp(argv[i], "--user") == 0 && i + 1 < argc)
+			user = argv[++i];
+		else
+			path = NULL, i = argc;
+	}
+	if (!path) {
+		usage(stderr);
+		return 2;
+	}
+	cfg = gw_config_load(path, &diag);
+	print_diag(&diag, path, stderr);
+	gw_diag_fini(&diag);
+	if (!cfg)
+		return 1;
+	if (user && !(prefix = member_prefix(cfg, user))) {
+		fprintf(stderr, "cache purge: no member named %s in %s\n", user, path);
+		goto out;
+	}
+	if (cache_purge_sync(cfg->cache, prefix, &deleted, &err) < 0) {
+		fprintf(stderr, "cache purge: %s\n", err);
+		goto out;
+	}
+	printf("cache purge: %ld entr%s deleted%s%s\n", deleted, deleted == 1 ? "y" : "ies",
+	       user ? " for " : "", user ? user : "");
+	rc = 0;
+out:
+	free(err);
+	free(prefix);
+	gw_config_free(cfg);
+	return rc;
+}
+
 static int cmd_run(const char *path)
 {
 	struct gw_diag diag = {0};
@@ -114,6 +183,8 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (argc >= 3 && strcmp(argv[1], "cache") == 0 && strcmp(argv[2], "purge") == 0)
+		return cmd_cache_purge(argc - 3, argv + 3);
 	if (argc >= 2 && strcmp(argv[1], "check") == 0) {
 		path = config_arg(argc, argv, 2);
 		if (!path) {
