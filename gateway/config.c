@@ -4,6 +4,7 @@
 #include "gateway/config.h"
 
 #include "cache/cache.h"
+#include "gateway/audit.h"
 #include "policy/policy.h"
 
 #include <arpa/inet.h>
@@ -89,6 +90,7 @@ static const struct key root_keys[] = {
 	{"groups", KEY_MODULE, 0, false, NULL, 0, 0, NULL},
 	{"redis", KEY_MODULE, 0, false, NULL, 0, 0, NULL},
 	{"cache", KEY_MODULE, 0, false, NULL, 0, 0, NULL},
+	{"audit", KEY_MODULE, 0, false, NULL, 0, 0, NULL},
 	END_KEYS,
 };
 
@@ -536,6 +538,7 @@ struct gw_config *gw_config_parse(const char *text, size_t len, struct gw_diag *
 	if (diag->errors == errors_before)
 		cfg->policy = policy_new(root, cfg, diag);
 	cfg->cache = cache_config_parse(root, diag);
+	cfg->audit = audit_config_parse(root, diag);
 	cJSON_Delete(root);
 	if (diag->errors > errors_before) {
 		gw_config_free(cfg);
@@ -598,6 +601,7 @@ void gw_config_free(struct gw_config *cfg)
 	free(cfg->members);
 	policy_free(cfg->policy);
 	cache_config_free(cfg->cache);
+	audit_config_free(cfg->audit);
 	free(cfg->listen);
 	free(cfg->listen_host);
 	free(cfg->tls_cert);

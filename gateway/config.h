@@ -48,6 +48,7 @@ struct gw_config {
 	size_t n_members;
 	struct policy *policy; /* groups and rules (policy/policy.h) */
 	struct cache_config *cache; /* "cache" and "redis" (cache/cache.h) */
+	struct audit_config *audit; /* "audit" (gateway/audit.h); NULL: auditing off */
 	int refs;              /* the server and each request running with this config */
 };
 

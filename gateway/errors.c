@@ -62,6 +62,10 @@ const struct gw_error gw_err_upstream_timeout = {
 	504, -32012, "Omni did not answer in time: retry later"};
 const struct gw_error gw_err_upstream_broken = {
 	502, -32013, "Omni's response was cut off or malformed: retry the request"};
+const struct gw_error gw_err_audit_unavailable = {
+	503, -32015,
+	"The audit log cannot record data queries right now, so they are refused: retry later "
+	"(metadata requests still work)"};
 const struct gw_error gw_err_overloaded = {
 	503, -32014, "The gateway is at its connection limit: retry shortly"};
 

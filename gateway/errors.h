@@ -35,6 +35,7 @@ extern const struct gw_error gw_err_upstream_unreachable;
 extern const struct gw_error gw_err_upstream_timeout;
 extern const struct gw_error gw_err_upstream_broken;
 extern const struct gw_error gw_err_overloaded;
+extern const struct gw_error gw_err_audit_unavailable;
 
 /* Appends {"jsonrpc":"2.0","id":ID,"error":{"code":C,"message":M}} to out. id_json is the
  * request's id as JSON text (a number or a quoted string), or NULL for null. */

@@ -8,6 +8,7 @@
 
 #include "cache/cache.h"
 #include "cache/key.h"
+#include "gateway/audit_cli.h"
 #include "gateway/auth.h"
 #include "gateway/config.h"
 #include "gateway/log.h"
@@ -21,6 +22,8 @@ static void usage(FILE *out)
 		"usage: omni-mcp-gateway -c FILE          run the gateway\n"
 		"       omni-mcp-gateway check -c FILE    validate a config; one line per problem\n"
 		"       omni-mcp-gateway token            print a new member token and its SHA-256\n"
+		"       omni-mcp-gateway audit verify FILE\n"
+		"       omni-mcp-gateway audit tail [FILE | -c CONFIG] [--user NAME] [--tool NAME] [--since TIME]\n"
 		"       omni-mcp-gateway cache purge -c FILE [--user NAME]\n"
 		"                                         drop cached metadata (one member's, or all)\n"
 		"       omni-mcp-gateway --version\n");
@@ -183,6 +186,8 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (argc >= 2 && strcmp(argv[1], "audit") == 0)
+		return audit_cli_main(argc - 2, argv + 2);
 	if (argc >= 3 && strcmp(argv[1], "cache") == 0 && strcmp(argv[2], "purge") == 0)
 		return cmd_cache_purge(argc - 3, argv + 3);
 	if (argc >= 2 && strcmp(argv[1], "check") == 0) {

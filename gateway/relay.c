@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "cache/cache.h"
+#include "gateway/audit.h"
 #include "gateway/conn.h"
 #include "gateway/log.h"
 #include "gateway/req.h"
@@ -88,8 +89,48 @@ static bool on_response_message(void *arg, cJSON *msg)
 	}
 	if (r->cache_key)
 		gw_req_cache_capture(r, msg);
+	if (r->cfg->audit) {
+		struct gw_rpc_msg *m = gw_rpc_find(r->rpc, cJSON_GetObjectItemCaseSensitive(msg, "id"));
+
+		if (m)
+			gw_rpc_note_answer(m, msg, m->tool && cache_tool_is_data_query(m->tool));
+	}
 	if (r->inspect_tools_list && answers_tools_list(r, msg))
 		return filter_tools(r, cJSON_GetObjectItemCaseSensitive(msg, "result"));
+	return false;
+}
+
+static bool has_tool_call(const struct gw_req *r)
+{
+	for (size_t i = 0; r->rpc && i < r->rpc->n; i++)
+		if (r->rpc->msgs[i].tool && !r->rpc->msgs[i].denied)
+			return true;
+	return false;
+}
+
+/* The value of header name in "Name: value\r\n" lines, copied into out; false if absent. */
+static bool header_value(struct evbuffer *headers, const char *name, char *out, size_t size)
+{
+	size_t len = evbuffer_get_length(headers), n = strlen(name);
+	const char *p = (const char *)evbuffer_pullup(headers, -1), *line = p;
+
+	while (line && line < p + len) {
+		const char *eol = memchr(line, '\n', p + len - line);
+		size_t l = eol ? (size_t)(eol - line) : (size_t)(p + len - line);
+
+		if (l > n && line[n] == ':' && strncasecmp(line, name, n) == 0) {
+			const char *v = line + n + 1;
+
+			while (*v == ' ')
+				v++;
+			l -= v - line;
+			while (l > 0 && (v[l - 1] == '\r' || v[l - 1] == ' '))
+				l--;
+			snprintf(out, size, "%.*s", (int)l, v);
+			return true;
+		}
+		line = eol ? eol + 1 : NULL;
+	}
 	return false;
 }
 
@@ -101,6 +142,8 @@ static bool must_inspect(const struct gw_req *r, int status)
 		return false;
 	if (r->inspect_tools_list || r->answers || r->cache_key)
 		return true;
+	if (r->cfg->audit && has_tool_call(r))
+		return true; /* the audit records isError, and a data query's query and rows */
 	return r->method == UPSTREAM_GET && r->cfg->cache &&
 	       cache_ttl_for(r->cfg->cache, "tools/list", NULL) > 0;
 }
@@ -171,6 +214,17 @@ static void on_upstream_head(void *arg, int status, struct evbuffer *headers,
 	r->status = status;
 	r->upstream_ms = upstream_xfer_head_ms(r->xfer);
 	note_session_end(r, status);
+	if (r->client_name) {
+		char session[128];
+
+		if (header_value(headers, "mcp-session-id", session, sizeof(session)))
+			gw_server_session_client_set(gw_conn_server(r->conn), session, r->client_name,
+						     r->client_version);
+	}
+	/* A data query's answer is complete for the client only once its audit record is in:
+	 * chunked framing makes the final chunk that moment. */
+	if (r->cfg->audit && gw_req_has_data_query(r))
+		content_length = -1;
 	if (status == 401 || status == 403) {
 		/* Omni refused the member's credential. Its body and WWW-Authenticate would send
 		 * the client to log in at Omni; the client is told what happened instead. */
@@ -257,6 +311,41 @@ static void release_held(struct gw_req *r)
 	evbuffer_free(body);
 }
 
+/* The rest of a successful answer, and its end. */
+static void complete(struct gw_req *r)
+{
+	if (r->held) {
+		release_held(r);
+	} else if (r->inspect) {
+		struct evbuffer *rest = evbuffer_new();
+
+		if (!rest)
+			abort();
+		gw_inspect_sse_end(r->inspect, rest);
+		write_body_buffer(r, rest);
+		evbuffer_free(rest);
+	}
+	if (r->chunked)
+		evbuffer_add(gw_conn_output(r->conn), "0\r\n\r\n", 5);
+	gw_req_finish(r, true);
+}
+
+/* A data query's records are in (or failed): its answer completes, unless the audit could not
+ * record it and the policy is to refuse: then the client gets no complete answer either. */
+static void on_audited(struct gw_req *r, bool ok)
+{
+	if (ok || r->cfg->audit->on_failure == AUDIT_CONTINUE) {
+		complete(r);
+		return;
+	}
+	gw_warn("req=%s member=%s data query answered but not audited: answer withheld", r->id,
+		r->member->name);
+	if (r->held)
+		gw_req_respond_error(r, &gw_err_audit_unavailable);
+	else
+		gw_req_finish(r, false); /* no final chunk: the client sees an incomplete answer */
+}
+
 static void on_upstream_done(void *arg, const struct gw_error *err)
 {
 	struct gw_req *r = arg;
@@ -272,21 +361,9 @@ static void on_upstream_done(void *arg, const struct gw_error *err)
 		/* Cut off mid-response: close without the final chunk so the client sees that the
 		 * response is incomplete rather than a short one. */
 		gw_req_finish(r, false);
-	} else {
-		if (r->held) {
-			release_held(r);
-		} else if (r->inspect) {
-			struct evbuffer *rest = evbuffer_new();
-
-			if (!rest)
-				abort();
-			gw_inspect_sse_end(r->inspect, rest);
-			write_body_buffer(r, rest);
-			evbuffer_free(rest);
-		}
-		if (r->chunked)
-			evbuffer_add(gw_conn_output(r->conn), "0\r\n\r\n", 5);
-		gw_req_finish(r, true);
+	} else if (!(gw_req_has_data_query(r) &&
+		     gw_req_audit(r, gw_req_elapsed_ms(r), on_audited))) {
+		complete(r);
 	}
 }
 

@@ -65,6 +65,9 @@ void gw_req_free(struct gw_req *r)
 	if (r->xfer)
 		upstream_xfer_cancel(r->xfer);
 	gw_req_cache_release(r);
+	gw_req_audit_release(r);
+	free(r->client_name);
+	free(r->client_version);
 	if (r->state)
 		r->state->in_flight--;
 	gw_rpc_free(r->rpc);
@@ -119,7 +122,7 @@ const char *gw_req_rpc_id(struct gw_req *r)
 	return r->rpc_id;
 }
 
-static long elapsed_ms(const struct gw_req *r)
+long gw_req_elapsed_ms(const struct gw_req *r)
 {
 	struct timespec now;
 
@@ -139,12 +142,13 @@ static void log_access(const struct gw_req *r)
 	gw_info("req=%s member=%s peer=%s \"%s %.*s\" status=%d bytes=%zu ms=%ld upstream_ms=%ld%s",
 		r->id, r->member ? r->member->name : "-", gw_conn_peer(r->conn), r->head.method,
 		(int)path_len(r->head.target), r->head.target, r->status, r->bytes_out,
-		elapsed_ms(r), r->upstream_ms,
+		gw_req_elapsed_ms(r), r->upstream_ms,
 		r->cache_hit ? " cache=hit" : (r->cache_key ? " cache=miss" : ""));
 }
 
 void gw_req_finish(struct gw_req *r, bool keep_alive)
 {
+	gw_req_audit(r, gw_req_elapsed_ms(r), NULL);
 	log_access(r);
 	gw_conn_req_done(r->conn, keep_alive && r->keep_alive);
 }
@@ -155,6 +159,7 @@ void gw_req_respond_error(struct gw_req *r, const struct gw_error *err)
 
 	snprintf(retry, sizeof(retry), "Retry-After: %ld\r\n", r->retry_after);
 	r->status = err->status;
+	r->rpc_error = err->rpc_code;
 	gw_conn_write_error(r->conn, err, gw_req_rpc_id(r), r->error_detail,
 			    err->status == 429 ? retry : NULL, r->keep_alive);
 	gw_req_finish(r, true);
@@ -264,6 +269,29 @@ static void policy_headers_of(const struct gw_req *r, struct policy_headers *h)
 	h->mcp_name = gw_http_header(&r->head, "mcp-name");
 }
 
+/* The client's name and version from an initialize, for the audit of its session. */
+static void note_client(struct gw_req *r, const struct gw_rpc_msg *m)
+{
+	const cJSON *info, *name, *version;
+
+	if (!m->method || strcmp(m->method, "initialize") != 0 || r->client_name)
+		return;
+	info = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(m->json, "params"),
+						"clientInfo");
+	name = cJSON_GetObjectItemCaseSensitive(info, "name");
+	version = cJSON_GetObjectItemCaseSensitive(info, "version");
+	if (cJSON_IsString(name))
+		r->client_name = strndup(name->valuestring, 63);
+	if (cJSON_IsString(version))
+		r->client_version = strndup(version->valuestring, 31);
+}
+
+/* Step: while the audit cannot record, data queries wait outside (on_failure "refuse"). */
+static const struct gw_error *step_audit(struct gw_req *r)
+{
+	return gw_req_audit_refuses(r) ? &gw_err_audit_unavailable : NULL;
+}
+
 /* A denied message is answered by the gateway (a request) or dropped (a notification). */
 static void deny(struct gw_req *r, struct gw_rpc_msg *m, const struct policy_decision *d)
 {
@@ -320,11 +348,14 @@ static const struct gw_error *step_policy(struct gw_req *r)
 		pm.arguments = m->arguments;
 		pm.name = m->name;
 		policy_decide(r->rule, &pm, &h, &d);
+		m->rule = d.rule;
+		note_client(r, m);
 		if (d.verdict == POLICY_HEADER_MISMATCH) {
 			r->error_detail = strdup(d.reason);
 			return &gw_err_header_mismatch;
 		}
 		if (d.verdict != POLICY_ALLOW) {
+			m->rpc_error = m->id ? gw_err_policy.rpc_code : 0;
 			deny(r, m, &d);
 			denied++;
 			continue;
@@ -466,7 +497,7 @@ void gw_req_run(struct gw_req *r)
 
 	if ((err = step_route(r)) || (err = step_origin(r)) || (err = step_authenticate(r)) ||
 	    (err = step_identity(r)) || (err = step_parse(r)) || (err = step_policy(r)) ||
-	    (err = step_limits(r))) {
+	    (err = step_audit(r)) || (err = step_limits(r))) {
 		if (err != &answered)
 			gw_req_respond_error(r, err);
 		return;

@@ -49,6 +49,11 @@ struct gw_req {
 	bool cache_leader;          /* fetching for the single flight of cache_key */
 	bool cache_stored;
 	bool cache_hit;
+	bool audited;               /* its records were submitted */
+	struct audit_ticket *audit_ticket; /* records in flight whose outcome it waits for */
+	int rpc_error;              /* the gateway's own error code answered, for the audit */
+	char *client_name;          /* from an initialize in this request */
+	char *client_version;
 	enum upstream_method method;
 	struct upstream_xfer *xfer;
 	int status;
@@ -75,6 +80,19 @@ void gw_req_cache_capture(struct gw_req *r, const cJSON *msg);
 void gw_req_cache_tools_changed(struct gw_req *r);
 /* Leaves any lookup or flight; the request is going away or done. */
 void gw_req_cache_release(struct gw_req *r);
+
+/* The audit step (req_audit.c). gw_req_audit submits the request's records; it returns true
+ * when then will be called (later, once every record is in, or already, with ok false when
+ * every record was refused): the caller must not touch r afterwards. It returns false when
+ * there is nothing to wait for. then may be NULL. */
+bool gw_req_audit(struct gw_req *r, long duration_ms, void (*then)(struct gw_req *r, bool ok));
+/* Whether a data query must be refused now: the audit is failing and on_failure is refuse. */
+bool gw_req_audit_refuses(struct gw_req *r);
+bool gw_req_has_data_query(const struct gw_req *r);
+/* The request goes away: records still in flight no longer report to it. */
+void gw_req_audit_release(struct gw_req *r);
+/* Milliseconds since the request arrived. */
+long gw_req_elapsed_ms(const struct gw_req *r);
 
 /* Answers the request from a cached result (JSON text of the JSON-RPC result), in the framing
  * the client accepts, with the client's id; tools/list results are filtered for the member. */

@@ -12,6 +12,7 @@ static bool classify(cJSON *json, struct gw_rpc_msg *m)
 
 	memset(m, 0, sizeof(*m));
 	m->json = json;
+	m->rows = -1;
 	if (!cJSON_IsObject(json) || !cJSON_IsString(v) || strcmp(v->valuestring, "2.0") != 0)
 		return false;
 	id = cJSON_GetObjectItemCaseSensitive(json, "id");
@@ -83,6 +84,8 @@ void gw_rpc_free(struct gw_rpc *rpc)
 {
 	if (!rpc)
 		return;
+	for (size_t i = 0; rpc->msgs && i < rpc->n; i++)
+		cJSON_Delete(rpc->msgs[i].omni_query);
 	cJSON_Delete(rpc->doc);
 	free(rpc->msgs);
 	free(rpc);
@@ -135,4 +138,48 @@ char *gw_rpc_allowed_body(const struct gw_rpc *rpc, size_t *len)
 		abort();
 	*len = strlen(s);
 	return s;
+}
+
+struct gw_rpc_msg *gw_rpc_find(struct gw_rpc *rpc, const cJSON *id)
+{
+	for (size_t i = 0; rpc && id && i < rpc->n; i++)
+		if (rpc->msgs[i].method && rpc->msgs[i].id && cJSON_Compare(rpc->msgs[i].id, id, true))
+			return &rpc->msgs[i];
+	return NULL;
+}
+
+/* The JSON in a tool result's first text content, or NULL. */
+static cJSON *result_text_json(const cJSON *result)
+{
+	const cJSON *c;
+
+	cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(result, "content")) {
+		const cJSON *text = cJSON_GetObjectItemCaseSensitive(c, "text");
+
+		if (cJSON_IsString(text))
+			return cJSON_Parse(text->valuestring);
+	}
+	return NULL;
+}
+
+void gw_rpc_note_answer(struct gw_rpc_msg *m, const cJSON *answer, bool data_query)
+{
+	const cJSON *error = cJSON_GetObjectItemCaseSensitive(answer, "error");
+	const cJSON *result = cJSON_GetObjectItemCaseSensitive(answer, "result");
+	const cJSON *code = cJSON_GetObjectItemCaseSensitive(error, "code");
+	cJSON *data, *rows;
+
+	if (cJSON_IsNumber(code))
+		m->rpc_error = code->valueint;
+	m->is_error = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result, "isError"));
+	if (!data_query || !(data = result_text_json(result)))
+		return;
+	cJSON_Delete(m->omni_query);
+	m->omni_query = cJSON_DetachItemFromObjectCaseSensitive(data, "query");
+	rows = cJSON_GetObjectItemCaseSensitive(data, "result");
+	if (cJSON_IsArray(rows))
+		m->rows = cJSON_GetArraySize(rows);
+	else if (cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(rows, "rows")))
+		m->rows = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(rows, "rows"));
+	cJSON_Delete(data);
 }

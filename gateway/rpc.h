@@ -19,6 +19,12 @@ struct gw_rpc_msg {
 	const cJSON *arguments; /* params.arguments of tools/call */
 	const char *name;       /* params.uri of resources/read, params.name of prompts/get */
 	bool denied;            /* set by the policy step: answered by the gateway, not sent */
+	/* What the audit records of it: set by the policy step and from the answer. */
+	const char *rule;       /* the policy rule that decided */
+	int rpc_error;          /* the JSON-RPC error code it was answered with; 0: none */
+	bool is_error;          /* a tools/call result flagged isError */
+	cJSON *omni_query;      /* a data query's generated Omni query (owned), or NULL */
+	long rows;              /* a data query's row count; -1 when the result does not say */
 };
 
 struct gw_rpc {
@@ -45,5 +51,13 @@ cJSON *gw_rpc_error_new(const cJSON *id, int code, const char *message);
  * array (a single message stays a single object). NULL when nothing is left to send. The
  * caller frees the returned string. */
 char *gw_rpc_allowed_body(const struct gw_rpc *rpc, size_t *len);
+
+/* The request message of rpc whose id is id, or NULL. */
+struct gw_rpc_msg *gw_rpc_find(struct gw_rpc *rpc, const cJSON *id);
+
+/* Notes what answer (a JSON-RPC response to m) says for the audit: its error code, isError,
+ * and for a data query the generated Omni query and the row count, read from the tool
+ * result's text content ({topic, query, result, ...}) when it carries them. */
+void gw_rpc_note_answer(struct gw_rpc_msg *m, const cJSON *answer, bool data_query);
 
 #endif

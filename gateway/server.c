@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 
 #include "cache/cache.h"
+#include "gateway/audit.h"
 #include "gateway/conn.h"
 #include "gateway/log.h"
 
@@ -33,8 +34,9 @@ struct gw_server {
 	struct evconnlistener *listener;
 	struct upstream *upstream;
 	struct cache *cache; /* NULL when the config has no cache section parsed */
+	struct audit *audit; /* NULL when auditing is off */
 	char *config_path;
-	struct event *sigterm, *sigint, *sighup, *drain_timer;
+	struct event *sigterm, *sigint, *sighup, *sigusr1, *drain_timer;
 	struct gw_conn_list conns;
 	struct gw_member_state **states; /* one per member name ever configured */
 	size_t n_states;
@@ -42,6 +44,8 @@ struct gw_server {
 	bool draining;
 	char (*ended)[SESSION_ID_MAX]; /* a ring of ended session ids */
 	size_t ended_next;
+	struct gw_session_client *clients; /* a ring, like ended */
+	size_t clients_next;
 };
 
 static SSL_CTX *tls_context_new(const struct gw_config *cfg)
@@ -200,6 +204,11 @@ static void warn_restart_needed(const struct gw_config *old, const struct gw_con
 			cfg->listen, old->listen);
 	if ((old->tls_cert == NULL) != (cfg->tls_cert == NULL))
 		gw_warn("reload: turning TLS on or off needs a restart");
+	if (!old->audit != !cfg->audit ||
+	    (old->audit && cfg->audit &&
+	     ((!old->audit->file != !cfg->audit->file) ||
+	      (old->audit->file && strcmp(old->audit->file, cfg->audit->file) != 0))))
+		gw_warn("reload: audit sinks change with a restart; the running audit continues");
 	if (!old->cache != !cfg->cache ||
 	    (old->cache && cfg->cache && !old->cache->redis_url != !cfg->cache->redis_url) ||
 	    (old->cache && cfg->cache && old->cache->redis_url && cfg->cache->redis_url &&
@@ -235,6 +244,19 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 	gw_config_unref(srv->cfg);
 	srv->cfg = cfg;
 	gw_info("reload: config applied (%zu members)", cfg->n_members);
+}
+
+/* SIGUSR1: logrotate moved the audit file; continue the chain in a new one. */
+static void on_reopen_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct gw_server *srv = arg;
+
+	(void)sig;
+	(void)what;
+	if (srv->audit) {
+		audit_reopen(srv->audit);
+		gw_info("audit: file reopened");
+	}
 }
 
 static int bind_listener(struct gw_server *srv)
@@ -284,7 +306,8 @@ struct gw_server *gw_server_new(struct gw_config *cfg, const char *config_path)
 	srv->base = event_base_new();
 	srv->config_path = strdup(config_path);
 	srv->ended = calloc(ENDED_SESSIONS, SESSION_ID_MAX);
-	if (!srv->base || !srv->config_path || !srv->ended)
+	srv->clients = calloc(ENDED_SESSIONS, sizeof(*srv->clients));
+	if (!srv->base || !srv->config_path || !srv->ended || !srv->clients)
 		abort();
 	attach_states(srv, cfg);
 	if (cfg->tls_cert && !(srv->ssl_ctx = tls_context_new(cfg)))
@@ -294,12 +317,16 @@ struct gw_server *gw_server_new(struct gw_config *cfg, const char *config_path)
 	srv->upstream = upstream_new(srv->base, cfg);
 	if (cfg->cache)
 		srv->cache = cache_new(srv->base, cfg->cache);
+	if (cfg->audit)
+		srv->audit = audit_new(srv->base, cfg->audit);
 	srv->sigterm = evsignal_new(srv->base, SIGTERM, on_stop_signal, srv);
 	srv->sigint = evsignal_new(srv->base, SIGINT, on_stop_signal, srv);
 	srv->sighup = evsignal_new(srv->base, SIGHUP, on_reload_signal, srv);
+	srv->sigusr1 = evsignal_new(srv->base, SIGUSR1, on_reopen_signal, srv);
 	srv->drain_timer = evtimer_new(srv->base, on_drain_timeout, srv);
-	if (!srv->sigterm || !srv->sigint || !srv->sighup || !srv->drain_timer)
+	if (!srv->sigterm || !srv->sigint || !srv->sighup || !srv->sigusr1 || !srv->drain_timer)
 		abort();
+	evsignal_add(srv->sigusr1, NULL);
 	evsignal_add(srv->sigterm, NULL);
 	evsignal_add(srv->sigint, NULL);
 	evsignal_add(srv->sighup, NULL);
@@ -329,11 +356,14 @@ void gw_server_free(struct gw_server *srv)
 		event_free(srv->sigint);
 	if (srv->sighup)
 		event_free(srv->sighup);
+	if (srv->sigusr1)
+		event_free(srv->sigusr1);
 	if (srv->drain_timer)
 		event_free(srv->drain_timer);
 	upstream_free(srv->upstream);
 	if (srv->cache)
 		cache_free(srv->cache);
+	audit_free(srv->audit); /* flushes what is queued, bounded */
 	SSL_CTX_free(srv->ssl_ctx);
 	event_base_free(srv->base);
 	for (size_t i = 0; i < srv->n_states; i++) {
@@ -342,6 +372,7 @@ void gw_server_free(struct gw_server *srv)
 	}
 	free(srv->states);
 	free(srv->ended);
+	free(srv->clients);
 	free(srv->config_path);
 	gw_config_unref(srv->cfg);
 	free(srv);
@@ -360,6 +391,11 @@ struct upstream *gw_server_upstream(struct gw_server *srv)
 struct cache *gw_server_cache(struct gw_server *srv)
 {
 	return srv->cache;
+}
+
+struct audit *gw_server_audit(struct gw_server *srv)
+{
+	return srv->audit;
 }
 
 struct gw_conn_list *gw_server_conns(struct gw_server *srv)
@@ -394,4 +430,31 @@ bool gw_server_session_is_ended(const struct gw_server *srv, const char *session
 		if (srv->ended[i][0] && strcmp(srv->ended[i], session_id) == 0)
 			return true;
 	return false;
+}
+
+static void copy_bounded(char *dst, size_t size, const char *src)
+{
+	snprintf(dst, size, "%s", src ? src : "");
+}
+
+void gw_server_session_client_set(struct gw_server *srv, const char *session, const char *name,
+				  const char *version)
+{
+	struct gw_session_client *c = &srv->clients[srv->clients_next];
+
+	if (!session || strlen(session) >= sizeof(c->session))
+		return;
+	copy_bounded(c->session, sizeof(c->session), session);
+	copy_bounded(c->name, sizeof(c->name), name);
+	copy_bounded(c->version, sizeof(c->version), version);
+	srv->clients_next = (srv->clients_next + 1) % ENDED_SESSIONS;
+}
+
+const struct gw_session_client *gw_server_session_client(const struct gw_server *srv,
+							 const char *session)
+{
+	for (size_t i = 0; session && i < ENDED_SESSIONS; i++)
+		if (srv->clients[i].session[0] && strcmp(srv->clients[i].session, session) == 0)
+			return &srv->clients[i];
+	return NULL;
 }

@@ -31,6 +31,20 @@ void gw_server_free(struct gw_server *srv);
 struct gw_config *gw_server_config(const struct gw_server *srv);
 struct upstream *gw_server_upstream(struct gw_server *srv);
 struct cache *gw_server_cache(struct gw_server *srv);
+struct audit *gw_server_audit(struct gw_server *srv);
+
+/* The client that initialized an MCP session (clientInfo of its initialize), for the audit
+ * of the session's later requests. Bounded like the ended sessions. */
+struct gw_session_client {
+	char session[128];
+	char name[64];
+	char version[32];
+};
+void gw_server_session_client_set(struct gw_server *srv, const char *session, const char *name,
+				  const char *version);
+/* NULL when unknown (or session is NULL). */
+const struct gw_session_client *gw_server_session_client(const struct gw_server *srv,
+							 const char *session);
 
 /* MCP sessions known to have ended (a DELETE went through, or Omni answered 404 for one):
  * answers from the cache are never served for them, so clients learn of the end from Omni
