@@ -38,15 +38,18 @@ static bool has_content_type(struct evbuffer *headers, const char *type)
 }
 
 /* A tools/list result loses the tools the member may not call, so their agent never plans
- * with them. Returns true when it removed any. */
+ * with them, and gains the gateway's own topic tools. Returns true when it changed. */
 static bool filter_tools(struct gw_req *r, cJSON *result)
 {
 	cJSON *tools = cJSON_GetObjectItemCaseSensitive(result, "tools");
+	int before = cJSON_GetArraySize(tools);
 	bool changed = false;
 	cJSON *t, *next;
 
 	if (!cJSON_IsArray(tools))
 		return false;
+	gw_req_topic_tools_add(r, tools);
+	changed = cJSON_GetArraySize(tools) != before;
 	for (t = tools->child; t; t = next) {
 		const cJSON *name = cJSON_GetObjectItemCaseSensitive(t, "name");
 
@@ -134,17 +137,21 @@ static bool header_value(struct evbuffer *headers, const char *name, char *out, 
 	return false;
 }
 
-/* Whether the response must be read: to filter or cache an answer, to add the gateway's own
- * answers, or (a GET stream, with a cache) to see tool lists change. */
+/* Whether the response's messages must be read: to filter or cache an answer, to add the
+ * gateway's own answers, or for the audit (isError; a data query's query and rows). */
 static bool must_inspect(const struct gw_req *r, int status)
 {
 	if (status < 200 || status >= 300)
 		return false;
-	if (r->inspect_tools_list || r->answers || r->cache_key)
-		return true;
-	if (r->cfg->audit && has_tool_call(r))
-		return true; /* the audit records isError, and a data query's query and rows */
-	return r->method == UPSTREAM_GET && r->cfg->cache &&
+	return r->inspect_tools_list || r->answers || r->cache_key ||
+	       (r->cfg->audit && has_tool_call(r));
+}
+
+/* Whether an SSE stream is read only to see Omni's tool list change (the cache keeps tool
+ * lists): its events are scanned for the name, and parsed only when they carry it. */
+static bool watch_list_changed(const struct gw_req *r, int status)
+{
+	return status >= 200 && status < 300 && r->cfg->cache &&
 	       cache_ttl_for(r->cfg->cache, "tools/list", NULL) > 0;
 }
 
@@ -210,6 +217,7 @@ static void on_upstream_head(void *arg, int status, struct evbuffer *headers,
 {
 	struct gw_req *r = arg;
 	bool inspect = must_inspect(r, status);
+	bool watch = !inspect && watch_list_changed(r, status);
 
 	r->status = status;
 	r->upstream_ms = upstream_xfer_head_ms(r->xfer);
@@ -231,10 +239,12 @@ static void on_upstream_head(void *arg, int status, struct evbuffer *headers,
 		r->refused = true;
 		return;
 	}
-	if (inspect && has_content_type(headers, "text/event-stream")) {
+	if ((inspect || watch) && has_content_type(headers, "text/event-stream")) {
 		struct evbuffer *events = evbuffer_new();
 
 		r->inspect = gw_inspect_new(on_response_message, r);
+		if (watch)
+			gw_inspect_set_needle(r->inspect, "notifications/tools/list_changed");
 		write_head(r, status, headers, -1); /* the body changes: its length is unknown */
 		if (!events)
 			abort();

@@ -68,6 +68,8 @@ void gw_req_free(struct gw_req *r)
 	gw_req_audit_release(r);
 	free(r->client_name);
 	free(r->client_version);
+	if (r->rest_body)
+		evbuffer_free(r->rest_body);
 	if (r->state)
 		r->state->in_flight--;
 	gw_rpc_free(r->rpc);
@@ -502,7 +504,7 @@ void gw_req_run(struct gw_req *r)
 			gw_req_respond_error(r, err);
 		return;
 	}
-	if (gw_req_cache_start(r))
+	if (gw_req_topic_tool_start(r) || gw_req_cache_start(r))
 		return;
 	gw_req_forward(r);
 }

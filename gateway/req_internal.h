@@ -54,6 +54,9 @@ struct gw_req {
 	int rpc_error;              /* the gateway's own error code answered, for the audit */
 	char *client_name;          /* from an initialize in this request */
 	char *client_version;
+	const char *topic_model;    /* the model of a topic tool call */
+	struct evbuffer *rest_body; /* Omni's REST answer for a topic tool */
+	int rest_status;
 	enum upstream_method method;
 	struct upstream_xfer *xfer;
 	int status;
@@ -80,6 +83,11 @@ void gw_req_cache_capture(struct gw_req *r, const cJSON *msg);
 void gw_req_cache_tools_changed(struct gw_req *r);
 /* Leaves any lookup or flight; the request is going away or done. */
 void gw_req_cache_release(struct gw_req *r);
+
+/* The gateway's own topic tools (req_topics.c): add their definitions to a tools/list
+ * result, and answer a call to one (true: the request is handled). */
+void gw_req_topic_tools_add(struct gw_req *r, cJSON *tools);
+bool gw_req_topic_tool_start(struct gw_req *r);
 
 /* The audit step (req_audit.c). gw_req_audit submits the request's records; it returns true
  * when then will be called (later, once every record is in, or already, with ok false when

@@ -868,6 +868,13 @@ static bool value_allowed(const struct policy_pin *pin, const struct policy_list
 	return !l->set || list_has(l, v, glob);
 }
 
+bool policy_topic_allowed(const struct policy_rule *rule, const char *topic)
+{
+	const char *by;
+
+	return value_allowed(&rule->topic, &rule->topics, true, topic, &by);
+}
+
 /* Checks the client's header and the tool's argument (argname) for one of model / topic. On
  * success *send is what the gateway sends as its own header: the pin, else the client's
  * allowed header. */

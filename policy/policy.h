@@ -71,6 +71,10 @@ const struct policy_rule *policy_rule_of(const struct policy *p, size_t member_i
 void policy_decide(const struct policy_rule *rule, const struct policy_msg *msg,
 		   const struct policy_headers *h, struct policy_decision *out);
 
+/* Whether the rule lets its member ask about this topic (the pin, else the topics globs);
+ * used to filter the topics the gateway lists. */
+bool policy_topic_allowed(const struct policy_rule *rule, const char *topic);
+
 /* Whether the rule lets its member call this tool (used to filter tools/list replies). */
 bool policy_tool_allowed(const struct policy_rule *rule, const char *tool);
 
