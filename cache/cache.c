@@ -15,6 +15,7 @@
 #include "cache/redis.h"
 #include "cache/redis_url.h"
 #include "gateway/log.h"
+#include "gateway/util.h"
 
 /* ---- configuration ---- */
 
@@ -25,15 +26,6 @@ static const struct {
 	const char *name;
 	long ttl_s;
 } default_ttls[] = {{"tools/list", 300}, {"pickModel", 300}, {"topics", 600}};
-
-static char *xstrdup(const char *s)
-{
-	char *d = strdup(s);
-
-	if (!d)
-		abort();
-	return d;
-}
 
 bool cache_tool_is_data_query(const char *tool)
 {
@@ -54,7 +46,7 @@ static void set_ttl(struct cache_config *cfg, const char *name, long ttl_s)
 	cfg->ttls = realloc(cfg->ttls, (cfg->n_ttls + 1) * sizeof(*cfg->ttls));
 	if (!cfg->ttls)
 		abort();
-	cfg->ttls[cfg->n_ttls].name = xstrdup(name);
+	cfg->ttls[cfg->n_ttls].name = gw_xstrdup(name);
 	cfg->ttls[cfg->n_ttls++].ttl_s = ttl_s;
 }
 
@@ -123,44 +115,6 @@ static void read_ttls(const cJSON *obj, const char *path, struct cache_config *c
 	}
 }
 
-/* Names each key of obj against names: unknown and repeated keys are errors. Returns the index
- * of item's name in names, or -1 when it is not to be read. */
-static int key_index(const cJSON *obj, const cJSON *item, const char *const *names,
-		     const char *path, struct gw_diag *diag)
-{
-	int i;
-
-	for (i = 0; names[i] && strcmp(names[i], item->string) != 0; i++)
-		;
-	if (!names[i]) {
-		gw_diag_add(diag, true, "%s: unknown key", path);
-		return -1;
-	}
-	for (const cJSON *prev = obj->child; prev != item; prev = prev->next) {
-		if (strcmp(prev->string, item->string) == 0) {
-			gw_diag_add(diag, true, "%s: set more than once", path);
-			return -1;
-		}
-	}
-	return i;
-}
-
-static char *read_text_file(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	char buf[4096];
-	size_t n;
-
-	if (!f)
-		return NULL;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-		buf[--n] = '\0';
-	return xstrdup(buf);
-}
-
 /* redis.url, redis.url_env or redis.url_file (the URL may carry a password). */
 static void read_url(const cJSON *item, int form, const char *path, struct cache_config *cfg,
 		     struct gw_diag *diag)
@@ -176,15 +130,15 @@ static void read_url(const cJSON *item, int form, const char *path, struct cache
 		return;
 	}
 	if (form == 0) {
-		cfg->redis_url = xstrdup(v);
+		cfg->redis_url = gw_xstrdup(v);
 	} else if (form == 1) {
 		const char *env = getenv(v);
 
 		if (!env || !*env)
 			gw_diag_add(diag, true, "%s: environment variable %s is not set", path, v);
 		else
-			cfg->redis_url = xstrdup(env);
-	} else if (!(cfg->redis_url = read_text_file(v)) || !*cfg->redis_url) {
+			cfg->redis_url = gw_xstrdup(env);
+	} else if (!(cfg->redis_url = gw_config_read_secret_file(v)) || !*cfg->redis_url) {
 		gw_diag_add(diag, true, "%s: cannot read %s: %s", path, v,
 			    cfg->redis_url ? "empty" : strerror(errno));
 	}
@@ -226,7 +180,7 @@ static void read_redis(const cJSON *obj, struct cache_config *cfg, struct gw_dia
 		int i;
 
 		snprintf(path, sizeof(path), "redis.%s", item->string);
-		if ((i = key_index(obj, item, names, path, diag)) < 0)
+		if ((i = gw_config_key_index(obj, item, names, path, diag)) < 0)
 			continue;
 		if (i == 3) {
 			read_number(item, path, 1, 60000, &cfg->redis_timeout_ms, diag);
@@ -264,7 +218,7 @@ static void read_cache(const cJSON *obj, struct cache_config *cfg, bool have_red
 	}
 	cJSON_ArrayForEach(item, obj) {
 		snprintf(path, sizeof(path), "cache.%s", item->string);
-		switch (key_index(obj, item, names, path, diag)) {
+		switch (gw_config_key_index(obj, item, names, path, diag)) {
 		case 0:
 			read_bool(item, path, &cfg->enabled, diag);
 			break;
@@ -691,7 +645,7 @@ bool cache_flight_join(struct cache *c, const char *key, cache_flight_fn cb, voi
 		f = calloc(1, sizeof(*f));
 		if (!f)
 			abort();
-		f->key = xstrdup(key);
+		f->key = gw_xstrdup(key);
 		p = flight_bucket(c, key);
 		f->next = *p;
 		*p = f;
@@ -755,7 +709,7 @@ int cache_purge_sync(const struct cache_config *cfg, const char *prefix, long *d
 {
 	*deleted = 0;
 	if (!cfg || !cfg->redis_url) {
-		*err = xstrdup("in-process cache: entries live inside each gateway process and go "
+		*err = gw_xstrdup("in-process cache: entries live inside each gateway process and go "
 			       "when it restarts; configure redis to purge from the command line");
 		return -1;
 	}

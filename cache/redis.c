@@ -26,6 +26,7 @@
 
 #include "cache/redis_url.h"
 #include "gateway/log.h"
+#include "gateway/util.h"
 
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -103,28 +104,6 @@ struct cache_redis {
 	struct cache_redis_cmd *cmds;
 	struct purge *purges;
 };
-
-static char *xstrdup(const char *s)
-{
-	char *d = strdup(s);
-
-	if (!d)
-		abort();
-	return d;
-}
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	return s;
-}
 
 static struct timeval ms_to_tv(long ms)
 {
@@ -477,7 +456,7 @@ static void purge_on_scan(void *ctx, struct cmd_result *res)
 		return;
 	}
 	free(p->cursor);
-	p->cursor = xstrdup(res->cursor);
+	p->cursor = gw_xstrdup(res->cursor);
 	if (!res->nkeys) {
 		purge_next(p);
 		return;
@@ -507,7 +486,7 @@ void cache_redis_purge(struct cache_redis *r, const char *prefix, cache_redis_pu
 		abort();
 	p->r = r;
 	p->pattern = match_pattern(prefix);
-	p->cursor = xstrdup("0");
+	p->cursor = gw_xstrdup("0");
 	p->fn = fn;
 	p->arg = arg;
 	p->next = r->purges;
@@ -902,11 +881,11 @@ static redisReply *sync_cmd(redisContext *c, char **err, int argc, const char **
 	redisReply *rep = redisCommandArgv(c, argc, argv, lens);
 
 	if (!rep) {
-		*err = xasprintf("%s: %s", argv[0], c->errstr[0] ? c->errstr : "no reply");
+		*err = gw_xasprintf("%s: %s", argv[0], c->errstr[0] ? c->errstr : "no reply");
 		return NULL;
 	}
 	if (rep->type == REDIS_REPLY_ERROR) {
-		*err = xasprintf("%s: %s", argv[0], rep->str);
+		*err = gw_xasprintf("%s: %s", argv[0], rep->str);
 		freeReplyObject(rep);
 		return NULL;
 	}
@@ -924,7 +903,7 @@ static redisContext *sync_connect(const struct cache_redis_url *u, long timeout_
 	if (!c)
 		abort();
 	if (c->err) {
-		*err = xasprintf("cannot connect to redis at %s: %s", u->where, c->errstr);
+		*err = gw_xasprintf("cannot connect to redis at %s: %s", u->where, c->errstr);
 		goto fail;
 	}
 	redisSetTimeout(c, tv);
@@ -961,7 +940,7 @@ static char *sync_step(redisContext *c, const char *cursor, const char *pattern,
 	if (!rep)
 		goto fail;
 	if (!take_scan(&res, rep)) {
-		*err = xstrdup("SCAN: unexpected reply");
+		*err = gw_xstrdup("SCAN: unexpected reply");
 		goto fail;
 	}
 	if (res.nkeys) {
@@ -984,7 +963,7 @@ static char *sync_step(redisContext *c, const char *cursor, const char *pattern,
 		if (del->type == REDIS_REPLY_INTEGER)
 			*deleted += (long)del->integer;
 	}
-	next = xstrdup(res.cursor);
+	next = gw_xstrdup(res.cursor);
 fail:
 	if (rep)
 		freeReplyObject(rep);
@@ -1008,7 +987,7 @@ int cache_redis_purge_sync(const char *url, long timeout_ms, const char *prefix,
 	if (!(c = sync_connect(&u, timeout_ms, err)))
 		goto fail;
 	pattern = match_pattern(prefix);
-	cursor = xstrdup("0");
+	cursor = gw_xstrdup("0");
 	do {
 		char *next = sync_step(c, cursor, pattern, deleted, err);
 

@@ -1,6 +1,7 @@
 /* Redis URL parsing (see redis_url.h). The credentials end at the last '@' (a password may
  * hold '@' or '/', a host never does); errors say what is wrong without quoting the URL. */
 #include "cache/redis_url.h"
+#include "gateway/util.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -8,37 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static char *xstrdup(const char *s)
-{
-	char *d = strdup(s);
-
-	if (!d)
-		abort();
-	return d;
-}
-
-static char *xstrndup(const char *s, size_t n)
-{
-	char *d = strndup(s, n);
-
-	if (!d)
-		abort();
-	return d;
-}
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	return s;
-}
 
 static int hexval(int c)
 {
@@ -116,11 +86,11 @@ static const char *parse_tcp(const char *s, struct cache_redis_url *u)
 		host_end = strchr(s, ']');
 		if (!host_end)
 			return "unterminated [IPv6] host";
-		u->host = xstrndup(s + 1, host_end - s - 1);
+		u->host = gw_xstrndup(s + 1, host_end - s - 1);
 		p = host_end + 1;
 	} else {
 		host_end = s + strcspn(s, ":/");
-		u->host = xstrndup(s, host_end - s);
+		u->host = gw_xstrndup(s, host_end - s);
 		p = host_end;
 	}
 	if (!*u->host)
@@ -151,7 +121,7 @@ static const char *parse_unix(const char *s, struct cache_redis_url *u)
 
 	if (*s != '/')
 		return "expected an absolute socket path: unix:///path/to.sock";
-	u->socket_path = xstrndup(s, q ? (size_t)(q - s) : strlen(s));
+	u->socket_path = gw_xstrndup(s, q ? (size_t)(q - s) : strlen(s));
 	if (q) {
 		if (strncmp(q, "?db=", 4) != 0 || (v = parse_num(q + 4, q + strlen(q), 0, 1000000)) < 0)
 			return "expected ?db=N after the socket path";
@@ -163,11 +133,11 @@ static const char *parse_unix(const char *s, struct cache_redis_url *u)
 static void set_where(struct cache_redis_url *u)
 {
 	if (u->socket_path)
-		u->where = xasprintf("unix:%s/%d", u->socket_path, u->db);
+		u->where = gw_xasprintf("unix:%s/%d", u->socket_path, u->db);
 	else if (strchr(u->host, ':'))
-		u->where = xasprintf("[%s]:%d/%d", u->host, u->port, u->db);
+		u->where = gw_xasprintf("[%s]:%d/%d", u->host, u->port, u->db);
 	else
-		u->where = xasprintf("%s:%d/%d", u->host, u->port, u->db);
+		u->where = gw_xasprintf("%s:%d/%d", u->host, u->port, u->db);
 }
 
 int cache_redis_url_parse(const char *url, struct cache_redis_url *out, char **err)
@@ -202,7 +172,7 @@ int cache_redis_url_parse(const char *url, struct cache_redis_url *out, char **e
 	return 0;
 fail:
 	cache_redis_url_fini(out);
-	*err = xstrdup(why);
+	*err = gw_xstrdup(why);
 	return -1;
 }
 

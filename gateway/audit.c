@@ -25,6 +25,7 @@
 #include "cache/cache.h"
 #include "cache/redis.h"
 #include "gateway/log.h"
+#include "gateway/util.h"
 
 #define RETRY_MS 1000             /* a failing sink is retried this often */
 #define FREE_WAIT_MS 5000         /* audit_free writes what is queued for at most this long */
@@ -35,37 +36,6 @@
 static const char zero_hash[65] = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /* ---- small helpers ---- */
-
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n, size);
-
-	if (!p)
-		abort();
-	return p;
-}
-
-static char *xstrdup(const char *s)
-{
-	char *d = strdup(s);
-
-	if (!d)
-		abort();
-	return d;
-}
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	return s;
-}
 
 /* A secret's bytes do not outlive it in freed memory. */
 static void free_secret(char *s)
@@ -134,27 +104,6 @@ static const char *const stream_keys[] = {"key", "maxlen", NULL};
 static const char *const fsync_names[] = {"interval", "always", "never", NULL}; /* enum order */
 static const char *const on_failure_names[] = {"refuse", "continue", NULL};
 
-/* Unknown and repeated keys are errors. Returns item's index in names, or -1. */
-static int key_index(const cJSON *obj, const cJSON *item, const char *const *names,
-		     const char *path, struct gw_diag *diag)
-{
-	int i;
-
-	for (i = 0; names[i] && strcmp(names[i], item->string) != 0; i++)
-		;
-	if (!names[i]) {
-		gw_diag_add(diag, true, "%s: unknown key", path);
-		return -1;
-	}
-	for (const cJSON *prev = obj->child; prev != item; prev = prev->next) {
-		if (strcmp(prev->string, item->string) == 0) {
-			gw_diag_add(diag, true, "%s: set more than once", path);
-			return -1;
-		}
-	}
-	return i;
-}
-
 /* A non-empty string, or null (out stays NULL). */
 static void read_string(const cJSON *item, const char *path, char **out, struct gw_diag *diag)
 {
@@ -165,7 +114,7 @@ static void read_string(const cJSON *item, const char *path, char **out, struct 
 		return;
 	}
 	free(*out);
-	*out = xstrdup(item->valuestring);
+	*out = gw_xstrdup(item->valuestring);
 }
 
 static void read_long(const cJSON *item, const char *path, long min, long max, long *out,
@@ -216,13 +165,13 @@ static void read_redact(const cJSON *item, const char *path, struct gw_strlist *
 		gw_diag_add(diag, true, "%s: expected an array of paths like \"arguments.prompt\"", path);
 		return;
 	}
-	list->items = xcalloc((size_t)cJSON_GetArraySize(item) + 1, sizeof(*list->items));
+	list->items = gw_xcalloc((size_t)cJSON_GetArraySize(item) + 1, sizeof(*list->items));
 	cJSON_ArrayForEach(el, item) {
 		if (!cJSON_IsString(el) || !valid_redact_path(el->valuestring))
 			gw_diag_add(diag, true, "%s[%zu]: expected a dotted path like \"arguments.prompt\"",
 				    path, i);
 		else
-			list->items[list->n++] = xstrdup(el->valuestring);
+			list->items[list->n++] = gw_xstrdup(el->valuestring);
 		i++;
 	}
 }
@@ -239,16 +188,16 @@ static void read_stream(const cJSON *obj, struct audit_config *cfg, struct gw_di
 			    "\"omni-mcp-gateway:audit\", \"maxlen\": 1000000} or null");
 		return;
 	}
-	cfg->stream_key = xstrdup("omni-mcp-gateway:audit");
+	cfg->stream_key = gw_xstrdup("omni-mcp-gateway:audit");
 	cJSON_ArrayForEach(item, obj) {
 		snprintf(path, sizeof(path), "audit.redis_stream.%s", item->string);
-		switch (key_index(obj, item, stream_keys, path, diag)) {
+		switch (gw_config_key_index(obj, item, stream_keys, path, diag)) {
 		case 0:
 			if (!cJSON_IsString(item) || !*item->valuestring) {
 				gw_diag_add(diag, true, "%s: expected a non-empty string", path);
 			} else {
 				free(cfg->stream_key);
-				cfg->stream_key = xstrdup(item->valuestring);
+				cfg->stream_key = gw_xstrdup(item->valuestring);
 			}
 			break;
 		case 1:
@@ -268,7 +217,7 @@ static void read_redis_conn(const cJSON *root, struct audit_config *cfg, struct 
 	struct cache_config *cc = cache_config_parse(root, &scratch);
 
 	if (cc && cc->redis_url) {
-		cfg->redis_url = xstrdup(cc->redis_url);
+		cfg->redis_url = gw_xstrdup(cc->redis_url);
 		cfg->redis_timeout_ms = cc->redis_timeout_ms;
 	} else if (!cJSON_GetObjectItemCaseSensitive(root, "redis")) {
 		gw_diag_add(diag, true, "audit.redis_stream: needs the top-level \"redis\": {\"url\": "
@@ -288,7 +237,7 @@ static void read_audit_key(const cJSON *obj, const cJSON *item, struct audit_con
 	int v;
 
 	snprintf(path, sizeof(path), "audit.%s", item->string);
-	switch (key_index(obj, item, audit_keys, path, diag)) {
+	switch (gw_config_key_index(obj, item, audit_keys, path, diag)) {
 	case 0:
 		read_string(item, path, &cfg->file, diag);
 		break;
@@ -351,7 +300,7 @@ struct audit_config *audit_config_parse(const cJSON *root, struct gw_diag *diag)
 			    "\"/var/log/omni-mcp-gateway/audit.jsonl\"}");
 		return NULL;
 	}
-	cfg = xcalloc(1, sizeof(*cfg));
+	cfg = gw_xcalloc(1, sizeof(*cfg));
 	cfg->fsync = AUDIT_FSYNC_INTERVAL;
 	cfg->fsync_interval_ms = 1000;
 	cfg->stream_maxlen = 1000000;
@@ -373,12 +322,12 @@ struct audit_config *audit_config_parse(const cJSON *root, struct gw_diag *diag)
 static void config_copy(struct audit_config *dst, const struct audit_config *src)
 {
 	*dst = *src;
-	dst->file = src->file ? xstrdup(src->file) : NULL;
-	dst->stream_key = src->stream_key ? xstrdup(src->stream_key) : NULL;
-	dst->redis_url = src->redis_url ? xstrdup(src->redis_url) : NULL;
-	dst->redact.items = xcalloc(src->redact.n + 1, sizeof(*dst->redact.items));
+	dst->file = src->file ? gw_xstrdup(src->file) : NULL;
+	dst->stream_key = src->stream_key ? gw_xstrdup(src->stream_key) : NULL;
+	dst->redis_url = src->redis_url ? gw_xstrdup(src->redis_url) : NULL;
+	dst->redact.items = gw_xcalloc(src->redact.n + 1, sizeof(*dst->redact.items));
 	for (size_t i = 0; i < src->redact.n; i++)
-		dst->redact.items[i] = xstrdup(src->redact.items[i]);
+		dst->redact.items[i] = gw_xstrdup(src->redact.items[i]);
 }
 
 /* ---- the state shared by the loop and the writers ---- */
@@ -476,10 +425,10 @@ static char *compose_line(const struct job *j, unsigned long long seq, const cha
 	char *line;
 
 	if (chain)
-		line = xasprintf("%.*s%s\"seq\":%llu,\"prev\":\"%s\",\"chain\":\"%s\"}\n",
+		line = gw_xasprintf("%.*s%s\"seq\":%llu,\"prev\":\"%s\",\"chain\":\"%s\"}\n",
 				 (int)j->len - 1, j->body, sep, seq, prev, chain);
 	else
-		line = xasprintf("%.*s%s\"seq\":%llu,\"prev\":\"%s\"}\n", (int)j->len - 1, j->body,
+		line = gw_xasprintf("%.*s%s\"seq\":%llu,\"prev\":\"%s\"}\n", (int)j->len - 1, j->body,
 				 sep, seq, prev);
 	*len = strlen(line);
 	return line;
@@ -528,7 +477,7 @@ static int pread_all(int fd, char *buf, size_t len, off_t off)
  * Returns 1 with *at, 0 when there is none, -1 on a read error. */
 static int find_newline_back(int fd, off_t end, off_t *at)
 {
-	char *buf = xcalloc(1, TAIL_CHUNK);
+	char *buf = gw_xcalloc(1, TAIL_CHUNK);
 	int rc = 0;
 
 	while (end > 0) {
@@ -593,7 +542,7 @@ static int file_read_chain(struct sink *s, int fd)
 	if (st.st_size == 0)
 		return 0;
 	start = found ? nl + 1 : 0;
-	line = xcalloc(1, (size_t)(st.st_size - start));
+	line = gw_xcalloc(1, (size_t)(st.st_size - start));
 	if (pread_all(fd, line, (size_t)(st.st_size - 1 - start), start) < 0) {
 		sink_why(s, "cannot read %s: %s", s->label, strerror(errno));
 		goto fail;
@@ -617,7 +566,7 @@ fail:
 /* A new file's directory entry must reach the disk too, or a crash loses the whole file. */
 static void sync_dir(const char *path)
 {
-	char *copy = xstrdup(path);
+	char *copy = gw_xstrdup(path);
 	int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (fd >= 0) {
@@ -766,7 +715,7 @@ static int redis_setup_cmd(redisContext *c, const char *where, int argc, const c
 	int rc = 0;
 
 	if (!rep || rep->type == REDIS_REPLY_ERROR) {
-		*err = xasprintf("redis at %s: %s: %s", where, argv[0], rep ? rep->str : c->errstr);
+		*err = gw_xasprintf("redis at %s: %s: %s", where, argv[0], rep ? rep->str : c->errstr);
 		rc = -1;
 	}
 	if (rep)
@@ -792,7 +741,7 @@ struct redisContext *audit_redis_connect(const char *url, long timeout_ms, char 
 	if (!c)
 		abort();
 	if (c->err) {
-		*err = xasprintf("cannot connect to redis at %s: %s", u.where, c->errstr);
+		*err = gw_xasprintf("cannot connect to redis at %s: %s", u.where, c->errstr);
 		goto fail;
 	}
 	redisSetTimeout(c, tv);
@@ -895,8 +844,8 @@ static int stream_write(struct sink *s, struct item *items)
 		return sink_why(s, "not connected to redis");
 	for (struct item *it = items; it; it = it->next)
 		n++;
-	lines = xcalloc(n, sizeof(*lines));
-	hashes = xcalloc(n, sizeof(*hashes));
+	lines = gw_xcalloc(n, sizeof(*lines));
+	hashes = gw_xcalloc(n, sizeof(*hashes));
 	stream_send(s, items, lines, hashes);
 	for (struct item *it = items; it; it = it->next, i++) {
 		redisReply *rep = NULL;
@@ -1107,22 +1056,22 @@ static char *stream_label(const struct audit_config *cfg)
 
 	if (cache_redis_url_parse(cfg->redis_url, &u, &err) != 0) {
 		free(err);
-		return xasprintf("%s", cfg->stream_key);
+		return gw_xasprintf("%s", cfg->stream_key);
 	}
-	label = xasprintf("%s at %s", cfg->stream_key, u.where);
+	label = gw_xasprintf("%s at %s", cfg->stream_key, u.where);
 	cache_redis_url_fini(&u);
 	return label;
 }
 
 static struct sink *sink_new(struct audit *a, int which)
 {
-	struct sink *s = xcalloc(1, sizeof(*s));
+	struct sink *s = gw_xcalloc(1, sizeof(*s));
 	pthread_condattr_t attr;
 
 	s->a = a;
 	s->ops = which == SINK_FILE ? &file_ops : &stream_ops;
 	s->kind = which == SINK_FILE ? "file" : "stream";
-	s->label = which == SINK_FILE ? xstrdup(a->cfg.file) : stream_label(&a->cfg);
+	s->label = which == SINK_FILE ? gw_xstrdup(a->cfg.file) : stream_label(&a->cfg);
 	s->pending_tail = &s->pending;
 	s->finished_tail = &s->finished;
 	s->fd = -1;
@@ -1221,7 +1170,7 @@ struct audit *audit_new(struct event_base *base, const struct audit_config *cfg)
 
 	if (!cfg)
 		return NULL;
-	a = xcalloc(1, sizeof(*a));
+	a = gw_xcalloc(1, sizeof(*a));
 	a->base = base;
 	config_copy(&a->cfg, cfg);
 	atomic_init(&a->dropped, 0);
@@ -1345,7 +1294,7 @@ static void queue_job(struct audit *a, struct job *j)
 
 		if (!s)
 			continue;
-		it = xcalloc(1, sizeof(*it));
+		it = gw_xcalloc(1, sizeof(*it));
 		it->job = j;
 		j->pending++;
 		*s->pending_tail = it;
@@ -1365,7 +1314,7 @@ int audit_submit(struct audit *a, cJSON *record, audit_done_fn done, void *arg)
 		return -1;
 	}
 	record_prepare(a, record);
-	j = xcalloc(1, sizeof(*j));
+	j = gw_xcalloc(1, sizeof(*j));
 	if (!(j->body = cJSON_PrintUnformatted(record)))
 		abort();
 	cJSON_Delete(record);

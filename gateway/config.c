@@ -5,6 +5,7 @@
 
 #include "cache/cache.h"
 #include "gateway/audit.h"
+#include "gateway/util.h"
 #include "policy/policy.h"
 
 #include <arpa/inet.h>
@@ -123,15 +124,6 @@ void gw_diag_fini(struct gw_diag *diag)
 	diag->errors = 0;
 }
 
-static char *xstrdup(const char *s)
-{
-	char *d = strdup(s);
-
-	if (!d)
-		abort();
-	return d;
-}
-
 /* Reads a whole small file (a secret or the config); NULL with errno set on failure. */
 static char *read_file(const char *path, size_t *len_out)
 {
@@ -187,6 +179,35 @@ static bool hex_decode(const char *hex, unsigned char *out, size_t out_len)
 	return true;
 }
 
+char *gw_config_read_secret_file(const char *path)
+{
+	char *s = read_file(path, NULL);
+
+	if (s)
+		trim_right(s);
+	return s;
+}
+
+int gw_config_key_index(const cJSON *obj, const cJSON *item, const char *const *names,
+			const char *path, struct gw_diag *diag)
+{
+	int i;
+
+	for (i = 0; names[i] && strcmp(names[i], item->string) != 0; i++)
+		;
+	if (!names[i]) {
+		gw_diag_add(diag, true, "%s: unknown key", path);
+		return -1;
+	}
+	for (const cJSON *prev = obj->child; prev != item; prev = prev->next) {
+		if (strcmp(prev->string, item->string) == 0) {
+			gw_diag_add(diag, true, "%s: set more than once", path);
+			return -1;
+		}
+	}
+	return i;
+}
+
 /* Which spelling of a secret key an item uses: 0 inline, 1 _env, 2 _file; -1 no match. */
 static int secret_form(const char *key_name, const char *item_name)
 {
@@ -222,22 +243,21 @@ static void read_secret(const cJSON *item, int form, const char *path, char **ds
 	if (form == 0) {
 		gw_diag_add(diag, false, "%s: secret written inline in the config; prefer %s_env or %s_file",
 			    path, path, path);
-		*dst = xstrdup(v);
+		*dst = gw_xstrdup(v);
 	} else if (form == 1) {
 		const char *env = getenv(v);
 
 		if (!env || !*env)
 			gw_diag_add(diag, true, "%s: environment variable %s is not set", path, v);
 		else
-			*dst = xstrdup(env);
+			*dst = gw_xstrdup(env);
 	} else {
-		char *s = read_file(v, NULL);
+		char *s = gw_config_read_secret_file(v);
 
 		if (!s) {
 			gw_diag_add(diag, true, "%s: cannot read %s: %s", path, v, strerror(errno));
 			return;
 		}
-		trim_right(s);
 		if (!*s) {
 			gw_diag_add(diag, true, "%s: %s is empty", path, v);
 			free(s);
@@ -271,7 +291,7 @@ static void read_item(const cJSON *item, int form, const char *path, void *base,
 		if (k->kind == KEY_SECRET)
 			read_secret(item, form, path, (char **)field, diag);
 		else
-			*(char **)field = xstrdup(item->valuestring);
+			*(char **)field = gw_xstrdup(item->valuestring);
 		break;
 	case KEY_BOOL:
 		if (!cJSON_IsBool(item))
@@ -310,7 +330,7 @@ static void read_item(const cJSON *item, int form, const char *path, void *base,
 			if (!cJSON_IsString(s) || !*s->valuestring)
 				gw_diag_add(diag, true, "%s[%zu]: expected a non-empty string", path, i);
 			else
-				list->items[list->n++] = xstrdup(s->valuestring);
+				list->items[list->n++] = gw_xstrdup(s->valuestring);
 			i++;
 		}
 		break;
@@ -334,7 +354,7 @@ static void apply_default(void *base, const struct key *k)
 	void *field = (char *)base + k->offset;
 
 	if (k->kind == KEY_STRING && k->def_str)
-		*(char **)field = xstrdup(k->def_str);
+		*(char **)field = gw_xstrdup(k->def_str);
 	else if (k->kind == KEY_NUMBER)
 		*(long *)field = k->def_num;
 }

@@ -75,6 +75,16 @@ void gw_config_free(struct gw_config *cfg);
 struct gw_config *gw_config_ref(struct gw_config *cfg);
 void gw_config_unref(struct gw_config *cfg);
 
+/* For the modules that read their own config sections (cache, audit): the index of item's
+ * name in names (NULL-terminated), or -1 after reporting an unknown or repeated key at path. */
+struct cJSON;
+int gw_config_key_index(const struct cJSON *obj, const struct cJSON *item,
+			const char *const *names, const char *path, struct gw_diag *diag);
+
+/* A secret kept in a file (*_file keys): its text without the trailing newline, or NULL with
+ * errno set. The caller frees it. */
+char *gw_config_read_secret_file(const char *path);
+
 void gw_diag_add(struct gw_diag *diag, bool error, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void gw_diag_fini(struct gw_diag *diag);

@@ -2,6 +2,7 @@
  * one effective rule, and the pure decisions made from it (tools, models, topics, query-all-views,
  * 2026-07-28 header/body agreement) plus the token bucket behind the rate limits. */
 #include "policy/policy.h"
+#include "gateway/util.h"
 
 #include <fnmatch.h>
 #include <stdarg.h>
@@ -81,37 +82,6 @@ struct policy {
 };
 
 /* ---- small helpers ---------------------------------------------------------------------- */
-
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size);
-
-	if (!p)
-		abort();
-	return p;
-}
-
-static char *xstrdup(const char *s)
-{
-	char *d = strdup(s);
-
-	if (!d)
-		abort();
-	return d;
-}
-
-static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xprintf(const char *fmt, ...)
-{
-	char *s;
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	return s;
-}
 
 static bool glob_match(const char *pattern, const char *s)
 {
@@ -199,13 +169,13 @@ static bool read_patterns(const cJSON *item, const char *path, struct policy_str
 		gw_diag_add(diag, true, "%s: expected an array of strings", path);
 		return false;
 	}
-	out->items = xcalloc(cJSON_GetArraySize(item), sizeof(char *));
+	out->items = gw_xcalloc(cJSON_GetArraySize(item), sizeof(char *));
 	cJSON_ArrayForEach(s, item) {
 		if (!cJSON_IsString(s) || !*s->valuestring) {
 			gw_diag_add(diag, true, "%s[%zu]: expected a non-empty string", path, i);
 			ok = false;
 		} else {
-			out->items[out->n++] = xstrdup(s->valuestring);
+			out->items[out->n++] = gw_xstrdup(s->valuestring);
 		}
 		i++;
 	}
@@ -246,7 +216,7 @@ static void read_key(const cJSON *item, const char *path, const struct rule_key 
 	case KEY_STRING:
 		ok = cJSON_IsString(item) && *item->valuestring;
 		if (ok)
-			*(char **)field = xstrdup(item->valuestring);
+			*(char **)field = gw_xstrdup(item->valuestring);
 		else
 			gw_diag_add(diag, true, "%s: expected a non-empty string", path);
 		break;
@@ -359,12 +329,12 @@ static void read_groups(struct policy *p, const cJSON *groups, struct gw_diag *d
 		gw_diag_add(diag, true, "groups: expected an object of named groups");
 		return;
 	}
-	p->groups = xcalloc(cJSON_GetArraySize(groups), sizeof(*p->groups));
+	p->groups = gw_xcalloc(cJSON_GetArraySize(groups), sizeof(*p->groups));
 	cJSON_ArrayForEach(g, groups) {
 		struct policy_src *src = &p->groups[p->n_groups++];
 
-		src->name = xprintf("group:%s", g->string);
-		src->path = xprintf("groups.%s", g->string);
+		src->name = gw_xasprintf("group:%s", g->string);
+		src->path = gw_xasprintf("groups.%s", g->string);
 		if (!valid_group_name(g->string))
 			gw_diag_add(diag, true, "%s: group names use letters, digits and . _ @ - only",
 				    src->path);
@@ -610,12 +580,12 @@ static void read_member(struct policy *p, const cJSON *user, size_t i, const cha
 	const cJSON *rule = cJSON_IsObject(user) ? cJSON_GetObjectItemCaseSensitive(user, "rule")
 						 : NULL;
 	size_t cap = cJSON_IsArray(groups) ? (size_t)cJSON_GetArraySize(groups) : 0;
-	const struct policy_src **gs = xcalloc(cap, sizeof(*gs));
+	const struct policy_src **gs = gw_xcalloc(cap, sizeof(*gs));
 	struct policy_src *own = &p->own[i];
 	size_t ng;
 
-	own->name = xprintf("user:%s", name ? name : "?");
-	own->path = xprintf("users[%zu].rule", i);
+	own->name = gw_xasprintf("user:%s", name ? name : "?");
+	own->path = gw_xasprintf("users[%zu].rule", i);
 	ng = read_member_groups(p, groups, i, gs, cap, diag);
 	if (rule && !cJSON_IsNull(rule) && !cJSON_IsObject(rule))
 		gw_diag_add(diag, true, "%s: expected an object", own->path);
@@ -627,15 +597,15 @@ static void read_member(struct policy *p, const cJSON *user, size_t i, const cha
 
 struct policy *policy_new(const cJSON *root, const struct gw_config *cfg, struct gw_diag *diag)
 {
-	struct policy *p = xcalloc(1, sizeof(*p));
+	struct policy *p = gw_xcalloc(1, sizeof(*p));
 	const cJSON *users = cJSON_GetObjectItemCaseSensitive(root, "users");
 	const cJSON *user = cJSON_IsArray(users) ? users->child : NULL;
 	int errors = diag->errors;
 
 	read_groups(p, cJSON_GetObjectItemCaseSensitive(root, "groups"), diag);
 	p->n_rules = cfg->n_members;
-	p->own = xcalloc(p->n_rules, sizeof(*p->own));
-	p->rules = xcalloc(p->n_rules, sizeof(*p->rules));
+	p->own = gw_xcalloc(p->n_rules, sizeof(*p->own));
+	p->rules = gw_xcalloc(p->n_rules, sizeof(*p->rules));
 	for (size_t i = 0; i < p->n_rules; i++) {
 		read_member(p, user, i, cfg->members[i].name, diag);
 		user = user ? user->next : NULL;
@@ -740,9 +710,9 @@ static char *header_value_decode(const char *v, size_t *len)
 
 	if (n < pre + 2 || strncmp(v, "=?base64?", pre) != 0 || strcmp(v + n - 2, "?=") != 0) {
 		*len = n;
-		return xstrdup(v);
+		return gw_xstrdup(v);
 	}
-	out = xcalloc(n, 1);
+	out = gw_xcalloc(n, 1);
 	for (size_t i = pre; i < n - 2; i++) {
 		const char *c = v[i] ? strchr(alphabet, v[i]) : NULL;
 
