@@ -12,7 +12,8 @@ export class Control {
     this.requests = [];
     this.events = [];
     this.seq = 0;
-    this.hold = { armed: false, waiters: new Set() };
+    // streams: one entry per held getData, {runAs, send} (its own SSE stream), for /_fake/list-changed.
+    this.hold = { armed: false, waiters: new Set(), streams: new Set() };
     // flood.armed: {bytes, chunk} for the next getData, or null; flood.runs: one record per flood.
     this.flood = { armed: null, runs: [] };
     this.responses = new Map(); // log seq -> the response still being written for that request
@@ -105,7 +106,28 @@ export class Control {
     return this.config;
   }
 
-  // sessions: { list(), closeAll() } from server.mjs.
+  // notifications/tools/list_changed, as Omni sends when a modeler publishes: on the GET streams
+  // of the sessions of runAs (default: every session; a session without an open GET stream drops
+  // it, as the SDK does), or with on: "held" on the own SSE stream of each held getData of runAs.
+  async listChanged({ runAs, on = 'get' }, sessions) {
+    if (runAs !== undefined && typeof runAs !== 'string') throw new Error('runAs must be a user id');
+    let sent = 0;
+    if (on === 'get') {
+      sent = await sessions.toolListChanged(runAs);
+    } else if (on === 'held') {
+      for (const s of [...this.hold.streams]) {
+        if (runAs !== undefined && s.runAs !== runAs) continue;
+        await s.send({ method: 'notifications/tools/list_changed' });
+        sent += 1;
+      }
+    } else {
+      throw new Error('on must be "get" or "held"');
+    }
+    this.event({ type: 'list-changed-sent', on, runAs: runAs ?? null, sent });
+    return { sent };
+  }
+
+  // sessions: { list(), closeAll(), toolListChanged(runAs) } from server.mjs.
   async handle(req, res, url, body, sessions) {
     const route = `${req.method} ${url.pathname}`;
     switch (route) {
@@ -122,6 +144,9 @@ export class Control {
       case 'GET /_fake/config': return sendJson(res, 200, this.config);
       case 'POST /_fake/config':
         try { return sendJson(res, 200, this.setConfig(JSON.parse(body || '{}'))); }
+        catch (e) { return sendJson(res, 400, { error: e.message }); }
+      case 'POST /_fake/list-changed':
+        try { return sendJson(res, 200, await this.listChanged(JSON.parse(body || '{}'), sessions)); }
         catch (e) { return sendJson(res, 400, { error: e.message }); }
       case 'GET /_fake/sessions': return sendJson(res, 200, sessions.list());
       case 'DELETE /_fake/sessions': return sendJson(res, 200, { closed: await sessions.closeAll() });

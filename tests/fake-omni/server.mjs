@@ -36,6 +36,12 @@ const sessions = new Map();  // Mcp-Session-Id -> { transport, server, runAs, ro
 
 const sessionAdmin = {
   list: () => [...sessions].map(([sessionId, s]) => ({ sessionId, runAs: s.runAs, role: s.role, seq: s.seq })),
+  // How many sessions were told (each on its GET stream, when one is open).
+  toolListChanged: async (runAs) => {
+    const all = [...sessions.values()].filter(s => runAs === undefined || s.runAs === runAs);
+    await Promise.all(all.map(s => s.server.server.sendToolListChanged().catch(() => {})));
+    return all.length;
+  },
   closeAll: async () => {
     const all = [...sessions.values()];
     await Promise.all(all.map(s => s.transport.close()));

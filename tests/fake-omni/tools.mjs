@@ -149,7 +149,13 @@ async function announceAndMaybeHold(user, control, extra) {
     params: { level: 'info', logger: 'omni', data: 'getData started' } });
   const seq = extra.authInfo?.extra?.seq;
   control.event({ type: 'hold-waiting', seq, runAs: user.id, requestId: extra.requestId });
-  await control.waitForRelease(extra.signal);
+  const stream = { runAs: user.id, send: n => extra.sendNotification(n) }; // for /_fake/list-changed
+  control.hold.streams.add(stream);
+  try {
+    await control.waitForRelease(extra.signal);
+  } finally {
+    control.hold.streams.delete(stream);
+  }
   control.event({ type: extra.signal.aborted ? 'tool-cancelled' : 'hold-released', seq, runAs: user.id });
 }
 
