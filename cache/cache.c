@@ -716,3 +716,8 @@ int cache_purge_sync(const struct cache_config *cfg, const char *prefix, long *d
 	return cache_redis_purge_sync(cfg->redis_url, cfg->redis_timeout_ms,
 				      prefix && *prefix ? prefix : CACHE_KEY_NAMESPACE, deleted, err);
 }
+
+struct cache_redis *cache_redis_of(struct cache *c)
+{
+	return c && c->redis && cache_redis_ready(c->redis) ? c->redis : NULL;
+}

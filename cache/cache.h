@@ -118,6 +118,10 @@ void cache_flight_done(struct cache *c, const char *key, const void *val, size_t
 /* The follower's request went away: guarantees its cb is never called; wait becomes invalid. */
 void cache_flight_wait_cancel(struct cache_flight_wait *wait);
 
+/* The Redis client under the cache when it is connected (shared counters, such as rate
+ * limits across replicas, use it), else NULL. */
+struct cache_redis *cache_redis_of(struct cache *c);
+
 /* The counters so far, for metrics. */
 void cache_stats_get(const struct cache *c, struct cache_stats *out);
 

@@ -40,7 +40,7 @@ enum conn_state {
 	CONN_READY,      /* commands are sent */
 };
 
-enum cmd_kind { CMD_GET, CMD_SET, CMD_DEL, CMD_SCAN };
+enum cmd_kind { CMD_GET, CMD_SET, CMD_DEL, CMD_SCAN, CMD_COUNT };
 
 /* What a command produced, handed to whoever wanted it; owned by that holder. */
 struct cmd_result {
@@ -242,6 +242,15 @@ static enum cache_redis_status take_reply(struct cache_redis_cmd *cmd, const red
 	case CMD_SCAN:
 		ok = take_scan(&cmd->res, reply);
 		break;
+	case CMD_COUNT:
+		if ((ok = reply->type == REDIS_REPLY_INTEGER)) {
+			char num[32];
+			int n = snprintf(num, sizeof(num), "%lld", reply->integer);
+
+			cmd->res.val = copy_bytes(num, (size_t)n);
+			cmd->res.len = (size_t)n;
+		}
+		break;
 	}
 	if (!ok) {
 		note_error_reply(cmd->r, reply);
@@ -365,6 +374,28 @@ void cache_redis_del(struct cache_redis *r, const char *key, cache_redis_fn fn, 
 	size_t lens[] = {3, strlen(key)};
 
 	cmd_send(cmd, 2, argv, lens);
+}
+
+/* INCR, and EXPIRE on the first count, in one step on the server: a window's counter never
+ * outlives its window, even if the gateway goes away between the two. */
+static const char count_script[] =
+    "local n = redis.call('INCR', KEYS[1]) "
+    "if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end "
+    "return n";
+
+struct cache_redis_cmd *cache_redis_count(struct cache_redis *r, const char *key, long window_s,
+					  cache_redis_fn fn, void *arg)
+{
+	struct cache_redis_cmd *cmd = cmd_new(r, CMD_COUNT, fn, NULL, arg);
+	char ttl[32];
+	const char *argv[] = {"EVAL", count_script, "1", key, ttl};
+	size_t lens[5];
+
+	snprintf(ttl, sizeof(ttl), "%ld", window_s);
+	for (int i = 0; i < 5; i++)
+		lens[i] = strlen(argv[i]);
+	cmd_send(cmd, 5, argv, lens);
+	return cmd;
 }
 
 /* ---- prefix purge ---- */

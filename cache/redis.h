@@ -66,6 +66,12 @@ void cache_redis_del(struct cache_redis *r, const char *key, cache_redis_fn fn, 
 /* Deletes every key that starts with prefix, iterating SCAN MATCH prefix* and DEL, each step
  * with its time-out. fn (may be NULL) is called once, later, from the loop. Keys written while
  * the purge runs may survive it (SCAN's guarantee). */
+/* Counts one event in the window of key: INCR, with EXPIRE window_s on the first count (atomic,
+ * by a server-side script). fn gets the new count as decimal text in val. The handle cancels
+ * like a GET's (valid until fn is called). */
+struct cache_redis_cmd *cache_redis_count(struct cache_redis *r, const char *key, long window_s,
+					  cache_redis_fn fn, void *arg);
+
 void cache_redis_purge(struct cache_redis *r, const char *prefix, cache_redis_purge_fn fn,
 		       void *arg);
 

@@ -61,6 +61,17 @@ static const struct key upstream_keys[] = {
 	END_KEYS,
 };
 
+static const struct key admin_keys[] = {
+	{"listen", KEY_STRING, CFG(admin_listen), false, "127.0.0.1:9090", 0, 0, NULL},
+	END_KEYS,
+};
+
+static const struct key log_keys[] = {
+	{"format", KEY_STRING, CFG(log_format), false, "text", 0, 0, NULL},
+	{"file", KEY_STRING, CFG(log_file), false, NULL, 0, 0, NULL},
+	END_KEYS,
+};
+
 static const struct key member_keys[] = {
 	{"name", KEY_STRING, MEM(name), true, NULL, 0, 0, NULL},
 	{"token_sha256", KEY_SHA256, MEM(token_sha256), true, NULL, 0, 0, NULL},
@@ -87,6 +98,9 @@ static const struct key root_keys[] = {
 	{"client_timeout_ms", KEY_NUMBER, CFG(client_timeout_ms), false, NULL, 10000, 100, NULL},
 	{"keepalive_timeout_ms", KEY_NUMBER, CFG(keepalive_timeout_ms), false, NULL, 60000, 100, NULL},
 	{"log_level", KEY_STRING, CFG(log_level), false, "info", 0, 0, NULL},
+	{"log", KEY_OBJECT, 0, false, NULL, 0, 0, log_keys},
+	{"admin", KEY_OBJECT, 0, false, NULL, 0, 0, admin_keys},
+	{"drain_timeout_ms", KEY_NUMBER, CFG(drain_timeout_ms), false, NULL, 10000, 0, NULL},
 	{"users", KEY_MEMBERS, 0, true, NULL, 0, 0, member_keys},
 	{"groups", KEY_MODULE, 0, false, NULL, 0, 0, NULL},
 	{"redis", KEY_MODULE, 0, false, NULL, 0, 0, NULL},
@@ -531,6 +545,11 @@ static void check_config(struct gw_config *cfg, struct gw_diag *diag)
 	if (cfg->log_level && strcmp(cfg->log_level, "debug") && strcmp(cfg->log_level, "info") &&
 	    strcmp(cfg->log_level, "warn") && strcmp(cfg->log_level, "error"))
 		gw_diag_add(diag, true, "log_level: expected debug, info, warn or error");
+	if (!cfg->log_format)
+		cfg->log_format = gw_xstrdup("text");
+	if (strcmp(cfg->log_format, "text") && strcmp(cfg->log_format, "json") &&
+	    strcmp(cfg->log_format, "logfmt"))
+		gw_diag_add(diag, true, "log.format: expected text, json or logfmt");
 	check_members(cfg, diag);
 }
 
@@ -633,5 +652,8 @@ void gw_config_free(struct gw_config *cfg)
 	free_strlist(&cfg->allowed_hosts);
 	free_secret(cfg->omni_api_key);
 	free(cfg->log_level);
+	free(cfg->log_format);
+	free(cfg->log_file);
+	free(cfg->admin_listen);
 	free(cfg);
 }

@@ -44,6 +44,10 @@ struct gw_config {
 	long client_timeout_ms;
 	long keepalive_timeout_ms;
 	char *log_level;
+	char *log_format;      /* "text" | "json" | "logfmt" */
+	char *log_file;        /* NULL: stderr */
+	char *admin_listen;    /* NULL: no admin listener */
+	long drain_timeout_ms;
 	struct gw_member *members;
 	size_t n_members;
 	struct policy *policy; /* groups and rules (policy/policy.h) */

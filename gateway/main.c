@@ -153,6 +153,11 @@ static int cmd_run(const char *path)
 	if (!cfg)
 		return 1;
 	gw_log_set_level(gw_log_level_parse(cfg->log_level));
+	if (gw_log_configure(cfg->log_format, cfg->log_file) < 0) {
+		gw_error("cannot open log file %s", cfg->log_file);
+		gw_config_free(cfg);
+		return 1;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		gw_error("libcurl: global init failed");

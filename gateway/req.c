@@ -18,6 +18,7 @@
 #include "gateway/errors.h"
 #include "gateway/inspect.h"
 #include "gateway/log.h"
+#include "gateway/metrics.h"
 #include "gateway/rpc.h"
 #include "gateway/server.h"
 #include "gateway/upstream.h"
@@ -66,6 +67,7 @@ void gw_req_free(struct gw_req *r)
 		upstream_xfer_cancel(r->xfer);
 	gw_req_cache_release(r);
 	gw_req_audit_release(r);
+	gw_req_limits_release(r);
 	free(r->client_name);
 	free(r->client_version);
 	if (r->rest_body)
@@ -139,19 +141,51 @@ static size_t path_len(const char *target)
 	return strcspn(target, "?#");
 }
 
-static void log_access(const struct gw_req *r)
+/* The JSON-RPC method for logs and metrics: the single message's, "batch", or the HTTP
+ * method for GET and DELETE. */
+static const char *rpc_method(const struct gw_req *r)
 {
-	gw_info("req=%s member=%s peer=%s \"%s %.*s\" status=%d bytes=%zu ms=%ld upstream_ms=%ld%s",
-		r->id, r->member ? r->member->name : "-", gw_conn_peer(r->conn), r->head.method,
-		(int)path_len(r->head.target), r->head.target, r->status, r->bytes_out,
-		gw_req_elapsed_ms(r), r->upstream_ms,
-		r->cache_hit ? " cache=hit" : (r->cache_key ? " cache=miss" : ""));
+	if (!r->rpc)
+		return r->head.method;
+	return r->rpc->batch ? "batch" : r->rpc->msgs[0].method;
+}
+
+static const char *rpc_tool(const struct gw_req *r)
+{
+	return r->rpc && !r->rpc->batch ? r->rpc->msgs[0].tool : NULL;
+}
+
+static void log_access(const struct gw_req *r, long ms)
+{
+	char path[256];
+	struct gw_log_field f[] = {
+		{"req", r->id, 0, false},
+		{"member", r->member ? r->member->name : NULL, 0, false},
+		{"peer", gw_conn_peer(r->conn), 0, false},
+		{"method", r->head.method, 0, false},
+		{"path", path, 0, false},
+		{"rpc", rpc_method(r), 0, false},
+		{"tool", rpc_tool(r), 0, false},
+		{"status", NULL, r->status, true},
+		{"bytes", NULL, (long long)r->bytes_out, true},
+		{"ms", NULL, ms, true},
+		{"upstream_ms", NULL, r->upstream_ms, true},
+		{"cache", r->cache_hit ? "hit" : (r->cache_key ? "miss" : NULL), 0, false},
+	};
+
+	snprintf(path, sizeof(path), "%.*s", (int)path_len(r->head.target), r->head.target);
+	gw_log_access(f, (int)(sizeof(f) / sizeof(f[0])));
 }
 
 void gw_req_finish(struct gw_req *r, bool keep_alive)
 {
-	gw_req_audit(r, gw_req_elapsed_ms(r), NULL);
-	log_access(r);
+	long ms = gw_req_elapsed_ms(r);
+
+	gw_req_audit(r, ms, NULL);
+	log_access(r, ms);
+	gw_metrics_request(gw_server_metrics(gw_conn_server(r->conn)),
+			   r->member ? r->member->name : NULL, rpc_method(r), rpc_tool(r), r->status,
+			   ms / 1000.0, r->upstream_ms >= 0 ? r->upstream_ms / 1000.0 : -1);
 	gw_conn_req_done(r->conn, keep_alive && r->keep_alive);
 }
 
@@ -306,9 +340,6 @@ static void deny(struct gw_req *r, struct gw_rpc_msg *m, const struct policy_dec
 	cJSON_AddItemToArray(r->answers, gw_rpc_error_new(m->id, gw_err_policy.rpc_code, d->reason));
 }
 
-/* A step's verdict meaning "answered already": the request may be gone, nothing more runs.
- * Compared by pointer; never written to a client. */
-static const struct gw_error answered = {0, 0, NULL};
 
 /* When every message was denied, the gateway answers alone; nothing reaches Omni. The request
  * is freed by the answer: the caller must not touch it afterwards. */
@@ -370,44 +401,10 @@ static const struct gw_error *step_policy(struct gw_req *r)
 	}
 	if (r->rpc && denied == r->rpc->n) {
 		answer_all_denied(r);
-		return &answered;
+		return &gw_req_later;
 	}
 	if (denied > 0)
 		r->upstream_body = gw_rpc_allowed_body(r->rpc, &r->upstream_len);
-	return NULL;
-}
-
-static double now_s(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + t.tv_nsec / 1e9;
-}
-
-/* Step: the member's rates and requests in flight. */
-static const struct gw_error *step_limits(struct gw_req *r)
-{
-	const struct policy_limits *l = policy_limits_of(r->rule);
-	struct gw_member_state *st = r->member->state;
-	double now = now_s();
-
-	if (l->max_concurrent > 0 && st->in_flight >= l->max_concurrent) {
-		r->retry_after = 1;
-		return &gw_err_too_many_streams;
-	}
-	if (l->requests_per_minute > 0 &&
-	    !policy_bucket_take(&st->requests, l->requests_per_minute, l->burst, now, &r->retry_after))
-		return &gw_err_rate_limited;
-	for (size_t i = 0; r->rpc && i < r->rpc->n; i++) {
-		if (!r->rpc->msgs[i].tool || r->rpc->msgs[i].denied || l->tool_calls_per_minute <= 0)
-			continue;
-		if (!policy_bucket_take(&st->tool_calls, l->tool_calls_per_minute, l->burst, now,
-					&r->retry_after))
-			return &gw_err_rate_limited;
-	}
-	st->in_flight++;
-	r->state = st;
 	return NULL;
 }
 
@@ -499,11 +496,19 @@ void gw_req_run(struct gw_req *r)
 
 	if ((err = step_route(r)) || (err = step_origin(r)) || (err = step_authenticate(r)) ||
 	    (err = step_identity(r)) || (err = step_parse(r)) || (err = step_policy(r)) ||
-	    (err = step_audit(r)) || (err = step_limits(r))) {
-		if (err != &answered)
+	    (err = step_audit(r)) || (err = gw_req_limits(r))) {
+		if (err == &gw_err_rate_limited || err == &gw_err_too_many_streams)
+			gw_metrics_rate_limited(gw_server_metrics(gw_conn_server(r->conn)),
+						r->member->name);
+		if (err != &gw_req_later)
 			gw_req_respond_error(r, err);
 		return;
 	}
+	gw_req_proceed(r);
+}
+
+void gw_req_proceed(struct gw_req *r)
+{
 	if (gw_req_topic_tool_start(r) || gw_req_cache_start(r))
 		return;
 	gw_req_forward(r);

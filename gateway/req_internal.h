@@ -57,6 +57,9 @@ struct gw_req {
 	const char *topic_model;    /* the model of a topic tool call */
 	struct evbuffer *rest_body; /* Omni's REST answer for a topic tool */
 	int rest_status;
+	struct cache_redis_cmd *rate_cmds[2]; /* shared counts in flight (requests, tool calls) */
+	int rate_pending;
+	bool rate_over;
 	enum upstream_method method;
 	struct upstream_xfer *xfer;
 	int status;
@@ -72,6 +75,17 @@ struct gw_req {
 
 /* The response relay: upstream callbacks that write the answer to the client. */
 extern const struct upstream_handlers gw_relay_handlers;
+
+/* A step's verdict meaning "it goes on later, or was answered already": the request may be
+ * gone, the caller does nothing more. Compared by pointer; never written to a client. */
+extern const struct gw_error gw_req_later;
+
+/* The limits step (req_limits.c): NULL to go on, an error, or &gw_req_later when the counts
+ * are shared through Redis (the request then goes on with gw_req_proceed, or is answered). */
+const struct gw_error *gw_req_limits(struct gw_req *r);
+void gw_req_limits_release(struct gw_req *r);
+/* The steps after the limits: the gateway's own tools, the cache, Omni. */
+void gw_req_proceed(struct gw_req *r);
 
 /* Forwards the request to Omni (the last step). */
 void gw_req_forward(struct gw_req *r);

@@ -20,10 +20,13 @@
 
 #include "cache/cache.h"
 #include "gateway/audit.h"
+#include "gateway/admin.h"
 #include "gateway/conn.h"
+#include "gateway/metrics.h"
 #include "gateway/log.h"
 
-#define DRAIN_TIMEOUT_MS 10000
+#define READY_WINDOW_S 30.0 /* Omni answered within this long: reachable */
+#define PROBE_EVERY_S 10
 #define ENDED_SESSIONS 1024
 #define SESSION_ID_MAX 128
 
@@ -35,6 +38,9 @@ struct gw_server {
 	struct upstream *upstream;
 	struct cache *cache; /* NULL when the config has no cache section parsed */
 	struct audit *audit; /* NULL when auditing is off */
+	struct gw_metrics *metrics;
+	struct gw_admin *admin;
+	struct event *probe_timer;
 	char *config_path;
 	struct event *sigterm, *sigint, *sighup, *sigusr1, *drain_timer;
 	struct gw_conn_list conns;
@@ -47,6 +53,15 @@ struct gw_server {
 	struct gw_session_client *clients; /* a ring, like ended */
 	size_t clients_next;
 };
+
+static void on_probe_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	upstream_probe(srv->upstream, PROBE_EVERY_S);
+}
 
 static SSL_CTX *tls_context_new(const struct gw_config *cfg)
 {
@@ -134,7 +149,7 @@ static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct gw_server *srv = arg;
-	struct timeval tv = {DRAIN_TIMEOUT_MS / 1000, 0};
+	struct timeval tv = {srv->cfg->drain_timeout_ms / 1000, (srv->cfg->drain_timeout_ms % 1000) * 1000};
 
 	(void)what;
 	if (srv->draining) {
@@ -216,6 +231,21 @@ static void warn_restart_needed(const struct gw_config *old, const struct gw_con
 		gw_warn("reload: a new redis URL needs a restart; TTLs apply now");
 }
 
+/* New certificates for new connections (connections open keep their session). Returns -1
+ * after logging when the new files cannot be used: the reload is refused. */
+static int reload_tls(struct gw_server *srv, const struct gw_config *cfg)
+{
+	SSL_CTX *ctx;
+
+	if (!srv->ssl_ctx || !cfg->tls_cert)
+		return 0;
+	if (!(ctx = tls_context_new(cfg)))
+		return -1;
+	SSL_CTX_free(srv->ssl_ctx);
+	srv->ssl_ctx = ctx;
+	return 0;
+}
+
 /* SIGHUP: a new config is loaded and validated whole, then swapped in for new requests;
  * requests in flight finish with the config they started with. A config with problems is
  * refused and the running one stays. */
@@ -230,14 +260,19 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 	for (size_t i = 0; i < diag.n; i++)
 		gw_log(cfg ? GW_LOG_WARN : GW_LOG_ERROR, "reload %s: %s", srv->config_path,
 		       diag.lines[i]);
-	if (!cfg) {
-		gw_error("reload: kept the running config: %d problem(s) in %s", diag.errors,
+	if (!cfg || reload_tls(srv, cfg) < 0) {
+		gw_error("reload: kept the running config: %d problem(s) in %s", diag.errors + !!cfg,
 			 srv->config_path);
+		gw_metrics_reload(srv->metrics, false);
 		gw_diag_fini(&diag);
+		gw_config_unref(cfg);
 		return;
 	}
 	gw_diag_fini(&diag);
 	warn_restart_needed(srv->cfg, cfg);
+	if (gw_log_configure(cfg->log_format, cfg->log_file) < 0)
+		gw_error("reload: cannot open log file %s; logging stays as it was", cfg->log_file);
+	gw_metrics_reload(srv->metrics, true);
 	attach_states(srv, cfg);
 	upstream_configure(srv->upstream, cfg);
 	gw_log_set_level(gw_log_level_parse(cfg->log_level));
@@ -253,6 +288,7 @@ static void on_reopen_signal(evutil_socket_t sig, short what, void *arg)
 
 	(void)sig;
 	(void)what;
+	gw_log_reopen();
 	if (srv->audit) {
 		audit_reopen(srv->audit);
 		gw_info("audit: file reopened");
@@ -305,6 +341,7 @@ struct gw_server *gw_server_new(struct gw_config *cfg, const char *config_path)
 	TAILQ_INIT(&srv->conns);
 	srv->base = event_base_new();
 	srv->config_path = strdup(config_path);
+	srv->metrics = gw_metrics_new();
 	srv->ended = calloc(ENDED_SESSIONS, SESSION_ID_MAX);
 	srv->clients = calloc(ENDED_SESSIONS, sizeof(*srv->clients));
 	if (!srv->base || !srv->config_path || !srv->ended || !srv->clients)
@@ -319,6 +356,18 @@ struct gw_server *gw_server_new(struct gw_config *cfg, const char *config_path)
 		srv->cache = cache_new(srv->base, cfg->cache);
 	if (cfg->audit)
 		srv->audit = audit_new(srv->base, cfg->audit);
+	if (cfg->admin_listen && !(srv->admin = gw_admin_new(srv, srv->base, cfg->admin_listen)))
+		goto fail;
+	if (srv->admin) {
+		/* /readyz needs to know whether Omni answers even while nobody uses the gateway. */
+		struct timeval every = {PROBE_EVERY_S, 0};
+
+		srv->probe_timer = event_new(srv->base, -1, EV_PERSIST, on_probe_timer, srv);
+		if (!srv->probe_timer)
+			abort();
+		event_add(srv->probe_timer, &every);
+		upstream_probe(srv->upstream, PROBE_EVERY_S);
+	}
 	srv->sigterm = evsignal_new(srv->base, SIGTERM, on_stop_signal, srv);
 	srv->sigint = evsignal_new(srv->base, SIGINT, on_stop_signal, srv);
 	srv->sighup = evsignal_new(srv->base, SIGHUP, on_reload_signal, srv);
@@ -348,6 +397,9 @@ void gw_server_free(struct gw_server *srv)
 	if (!srv)
 		return;
 	gw_conn_free_all(&srv->conns);
+	gw_admin_free(srv->admin);
+	if (srv->probe_timer)
+		event_free(srv->probe_timer);
 	if (srv->listener)
 		evconnlistener_free(srv->listener);
 	if (srv->sigterm)
@@ -364,6 +416,7 @@ void gw_server_free(struct gw_server *srv)
 	if (srv->cache)
 		cache_free(srv->cache);
 	audit_free(srv->audit); /* flushes what is queued, bounded */
+	gw_metrics_free(srv->metrics);
 	SSL_CTX_free(srv->ssl_ctx);
 	event_base_free(srv->base);
 	for (size_t i = 0; i < srv->n_states; i++) {
@@ -396,6 +449,80 @@ struct cache *gw_server_cache(struct gw_server *srv)
 struct audit *gw_server_audit(struct gw_server *srv)
 {
 	return srv->audit;
+}
+
+struct gw_metrics *gw_server_metrics(struct gw_server *srv)
+{
+	return srv->metrics;
+}
+
+bool gw_server_ready(struct gw_server *srv, struct evbuffer *why)
+{
+	bool ready = !srv->draining;
+
+	if (srv->draining)
+		evbuffer_add_printf(why, "draining: not taking new connections\n");
+	if (!upstream_reachable(srv->upstream, READY_WINDOW_S)) {
+		ready = false;
+		evbuffer_add_printf(why, "upstream: Omni did not answer recently\n");
+	}
+	if (srv->cache && srv->cfg->cache && srv->cfg->cache->redis_url &&
+	    !cache_available(srv->cache)) {
+		ready = false;
+		evbuffer_add_printf(why, "redis: not connected\n");
+	}
+	if (ready)
+		evbuffer_add_printf(why, "ready\n");
+	return ready;
+}
+
+static void gauge(struct evbuffer *out, const char *name, const char *help, const char *type,
+		  double v)
+{
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	gw_metrics_line(out, name, NULL, NULL, v);
+}
+
+void gw_server_write_metrics(struct gw_server *srv, struct evbuffer *out)
+{
+	struct upstream_stats us;
+	long streams = 0;
+
+	gw_metrics_write(srv->metrics, out);
+	for (size_t i = 0; i < srv->n_states; i++)
+		streams += srv->states[i]->in_flight;
+	gauge(out, "omni_gw_open_streams", "Requests and streams in flight.", "gauge", streams);
+	gauge(out, "omni_gw_client_connections", "Client connections open.", "gauge", srv->n_conns);
+	upstream_stats_get(srv->upstream, &us);
+	evbuffer_add_printf(out, "# HELP omni_gw_upstream_connections_total Upstream transfers "
+				 "by connection: new or reused.\n# TYPE "
+				 "omni_gw_upstream_connections_total counter\n");
+	gw_metrics_line(out, "omni_gw_upstream_connections_total", "connection", "new",
+			(double)us.connections_new);
+	gw_metrics_line(out, "omni_gw_upstream_connections_total", "connection", "reused",
+			(double)us.connections_reused);
+	if (srv->cache) {
+		struct cache_stats cs;
+
+		cache_stats_get(srv->cache, &cs);
+		gauge(out, "omni_gw_cache_hits_total", "Cache lookups answered.", "counter", cs.hits);
+		gauge(out, "omni_gw_cache_misses_total", "Cache lookups missed.", "counter", cs.misses);
+		gauge(out, "omni_gw_cache_errors_total", "Cache operations that failed (Redis).",
+		      "counter", cs.errors);
+	}
+	if (srv->audit) {
+		struct audit_stats as;
+
+		audit_stats_get(srv->audit, &as);
+		gauge(out, "omni_gw_audit_queue_depth", "Audit records not yet written.", "gauge",
+		      as.pending);
+		gauge(out, "omni_gw_audit_written_total", "Audit records written.", "counter",
+		      as.written);
+		gauge(out, "omni_gw_audit_failed_total", "Audit records a sink failed.", "counter",
+		      as.failed);
+		gauge(out, "omni_gw_audit_dropped_total", "Audit records refused (queue full or sink "
+		      "failing).", "counter", as.dropped);
+	}
 }
 
 struct gw_conn_list *gw_server_conns(struct gw_server *srv)

@@ -5,6 +5,8 @@
 
 #include <stdbool.h>
 
+#include <event2/buffer.h>
+
 #include "gateway/config.h"
 #include "gateway/upstream.h"
 #include "policy/policy.h"
@@ -32,6 +34,12 @@ struct gw_config *gw_server_config(const struct gw_server *srv);
 struct upstream *gw_server_upstream(struct gw_server *srv);
 struct cache *gw_server_cache(struct gw_server *srv);
 struct audit *gw_server_audit(struct gw_server *srv);
+struct gw_metrics *gw_server_metrics(struct gw_server *srv);
+
+/* For the admin listener: readiness (config loaded, Omni reachable recently, Redis when
+ * configured), with the reasons written to why; and the whole /metrics page. */
+bool gw_server_ready(struct gw_server *srv, struct evbuffer *why);
+void gw_server_write_metrics(struct gw_server *srv, struct evbuffer *out);
 
 /* The client that initialized an MCP session (clientInfo of its initialize), for the audit
  * of the session's later requests. Bounded like the ended sessions. */

@@ -20,6 +20,8 @@ struct upstream {
 	char *ca_file;
 	long connect_timeout_ms;
 	struct timeval idle_timeout;
+	struct upstream_stats stats;
+	bool probing;
 };
 
 struct upstream_xfer {
@@ -44,6 +46,14 @@ static const char *const forwarded_response_headers[] = {
 	"content-type", "mcp-session-id", "allow", "cache-control", "x-accel-buffering",
 	"retry-after", NULL,
 };
+
+static double now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
 
 static long ms_since(const struct timespec *t0)
 {
@@ -138,6 +148,22 @@ static void xfer_free(struct upstream_xfer *x)
 	free(x);
 }
 
+/* Connection reuse and reachability, for /metrics and /readyz. */
+static void count_connection(struct upstream_xfer *x)
+{
+	long connects = 0;
+
+	curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &connects);
+	if (connects > 0)
+		x->u->stats.connections_new++;
+	else if (x->head_done)
+		x->u->stats.connections_reused++;
+	if (x->head_done)
+		x->u->stats.last_ok = now_s();
+	else
+		x->u->stats.last_fail = now_s();
+}
+
 /* Reaps finished transfers. Runs after curl_multi_socket_action returns, so a transfer can be
  * removed and freed here without pulling it from under curl. */
 static void reap_finished(struct upstream *u)
@@ -153,6 +179,7 @@ static void reap_finished(struct upstream *u)
 			continue;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
 		err = map_curl_error(x, msg->data.result);
+		count_connection(x);
 		if (err)
 			gw_warn("upstream: %s (%s)", curl_easy_strerror(msg->data.result),
 				x->errbuf[0] ? x->errbuf : "no detail");
@@ -170,6 +197,7 @@ static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	gw_warn("upstream: nothing received for %ld ms; transfer closed",
 		(long)x->u->idle_timeout.tv_sec * 1000 + x->u->idle_timeout.tv_usec / 1000);
+	x->u->stats.last_fail = now_s();
 	x->h->on_done(x->arg, &gw_err_upstream_timeout);
 	xfer_free(x);
 }
@@ -376,4 +404,55 @@ void upstream_xfer_cancel(struct upstream_xfer *x)
 long upstream_xfer_head_ms(const struct upstream_xfer *x)
 {
 	return x->head_ms;
+}
+
+void upstream_stats_get(const struct upstream *u, struct upstream_stats *out)
+{
+	*out = u->stats;
+}
+
+bool upstream_reachable(const struct upstream *u, double window_s)
+{
+	if (u->stats.last_ok > 0 && now_s() - u->stats.last_ok <= window_s)
+		return true;
+	return u->stats.last_ok > u->stats.last_fail;
+}
+
+static void on_probe_head(void *arg, int status, struct evbuffer *headers, long long len)
+{
+	(void)arg;
+	(void)status;
+	(void)headers;
+	(void)len;
+}
+
+static bool on_probe_body(void *arg, const char *data, size_t len)
+{
+	(void)arg;
+	(void)data;
+	(void)len;
+	return true;
+}
+
+static void on_probe_done(void *arg, const struct gw_error *err)
+{
+	struct upstream *u = arg;
+
+	(void)err;
+	u->probing = false;
+}
+
+static const struct upstream_handlers probe_handlers = {on_probe_head, on_probe_body,
+							on_probe_done};
+
+void upstream_probe(struct upstream *u, double window_s)
+{
+	struct curl_slist *h;
+
+	if (u->probing || (u->stats.last_ok > 0 && now_s() - u->stats.last_ok <= window_s))
+		return;
+	h = curl_slist_append(NULL, "User-Agent: omni-mcp-gateway/0.1 (readiness probe)");
+	if (!h)
+		abort();
+	u->probing = upstream_xfer_start(u, UPSTREAM_GET, NULL, h, NULL, 0, &probe_handlers, u) != NULL;
 }

@@ -53,6 +53,22 @@ void upstream_xfer_resume(struct upstream_xfer *x);
  * request upstream). No callback is called afterwards. */
 void upstream_xfer_cancel(struct upstream_xfer *x);
 
+struct upstream_stats {
+	unsigned long long connections_new;    /* transfers that had to connect */
+	unsigned long long connections_reused; /* transfers on a kept-alive connection */
+	double last_ok;   /* monotonic seconds of the last response head from Omni; 0: never */
+	double last_fail; /* of the last transfer that found Omni unreachable or silent */
+};
+void upstream_stats_get(const struct upstream *u, struct upstream_stats *out);
+
+/* Whether Omni answered recently: a response head (any status) in the last window_s seconds,
+ * or no failure since the last one. Without traffic, upstream_probe keeps this fresh. */
+bool upstream_reachable(const struct upstream *u, double window_s);
+
+/* Sends Omni's MCP endpoint a GET without credentials (any HTTP answer means reachable),
+ * unless a transfer succeeded in the last window_s seconds. */
+void upstream_probe(struct upstream *u, double window_s);
+
 /* Milliseconds from start to the response head, or -1 before it arrived. */
 long upstream_xfer_head_ms(const struct upstream_xfer *x);
 
