@@ -1,8 +1,11 @@
 /* Admin endpoints over libevent's evhttp: low traffic, no TLS, never on the MCP path. */
 #include "gateway/admin.h"
 
+#include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,7 +58,11 @@ struct gw_admin *gw_admin_new(struct gw_server *srv, struct event_base *base, co
 {
 	struct gw_admin *a = calloc(1, sizeof(*a));
 	const char *colon = strrchr(listen, ':');
+	struct evhttp_bound_socket *bound;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
 	char host[256];
+	int port = 0;
 
 	if (!a)
 		abort();
@@ -71,9 +78,14 @@ struct gw_admin *gw_admin_new(struct gw_server *srv, struct event_base *base, co
 	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
 	evhttp_set_timeout(a->http, 10);
 	evhttp_set_gencb(a->http, on_request, a);
-	if (evhttp_bind_socket(a->http, host, (ev_uint16_t)atoi(colon + 1)) != 0)
+	if (!(bound = evhttp_bind_socket_with_handle(a->http, host, (ev_uint16_t)atoi(colon + 1))))
 		goto fail;
-	gw_info("admin listening on http://%s/ (healthz, readyz, metrics)", listen);
+	/* The real port: with port 0 the system chose it. */
+	if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sslen) == 0)
+		port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						      : ((struct sockaddr_in *)&ss)->sin_port);
+	gw_info("admin listening on http://%s%s%s:%d/ (healthz, readyz, metrics)",
+		strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", port);
 	return a;
 fail:
 	gw_error("admin: cannot listen on %s", listen);
