@@ -9,7 +9,6 @@
 struct gw_inspect {
 	gw_inspect_fn fn;
 	void *arg;
-	const char *needle;
 	struct gw_sse sse;
 };
 
@@ -23,11 +22,6 @@ struct gw_inspect *gw_inspect_new(gw_inspect_fn fn, void *arg)
 	in->arg = arg;
 	gw_sse_init(&in->sse);
 	return in;
-}
-
-void gw_inspect_set_needle(struct gw_inspect *in, const char *needle)
-{
-	in->needle = needle;
 }
 
 void gw_inspect_free(struct gw_inspect *in)
@@ -56,15 +50,8 @@ static bool visit(struct gw_inspect *in, cJSON *json)
 
 static void one_event(struct gw_inspect *in, const char *ev, size_t len, struct evbuffer *out)
 {
-	char *data, *text;
-	cJSON *json;
-
-	if (in->needle && !memmem(ev, len, in->needle, strlen(in->needle))) {
-		evbuffer_add(out, ev, len);
-		return;
-	}
-	data = gw_sse_data(ev, len);
-	json = data ? cJSON_Parse(data) : NULL;
+	char *data = gw_sse_data(ev, len), *text;
+	cJSON *json = data ? cJSON_Parse(data) : NULL;
 
 	if (json && visit(in, json)) {
 		text = cJSON_PrintUnformatted(json);

@@ -17,9 +17,6 @@ struct gw_inspect;
 
 struct gw_inspect *gw_inspect_new(gw_inspect_fn fn, void *arg);
 
-/* SSE only: events whose bytes do not contain needle pass without being parsed (the hook is
- * not called for them). For streams read only to notice one notification. */
-void gw_inspect_set_needle(struct gw_inspect *in, const char *needle);
 void gw_inspect_free(struct gw_inspect *in);
 
 /* SSE: feeds received bytes; every complete event goes to out, rebuilt when the hook changed

@@ -147,8 +147,11 @@ static bool must_inspect(const struct gw_req *r, int status)
 	       (r->cfg->audit && has_tool_call(r));
 }
 
-/* Whether an SSE stream is read only to see Omni's tool list change (the cache keeps tool
- * lists): its events are scanned for the name, and parsed only when they carry it. */
+#define LIST_CHANGED "notifications/tools/list_changed"
+#define LIST_CHANGED_LEN (sizeof(LIST_CHANGED) - 1)
+
+/* Whether an SSE stream is watched only for Omni's tool list changing (the cache keeps tool
+ * lists): its bytes pass untouched and are scanned for the notification's name. */
 static bool watch_list_changed(const struct gw_req *r, int status)
 {
 	return status >= 200 && status < 300 && r->cfg->cache &&
@@ -239,12 +242,13 @@ static void on_upstream_head(void *arg, int status, struct evbuffer *headers,
 		r->refused = true;
 		return;
 	}
-	if ((inspect || watch) && has_content_type(headers, "text/event-stream")) {
+	if (watch && has_content_type(headers, "text/event-stream")) {
+		r->watch_list_changed = true;
+		write_head(r, status, headers, content_length);
+	} else if (inspect && has_content_type(headers, "text/event-stream")) {
 		struct evbuffer *events = evbuffer_new();
 
 		r->inspect = gw_inspect_new(on_response_message, r);
-		if (watch)
-			gw_inspect_set_needle(r->inspect, "notifications/tools/list_changed");
 		write_head(r, status, headers, -1); /* the body changes: its length is unknown */
 		if (!events)
 			abort();
@@ -264,6 +268,31 @@ static void on_upstream_head(void *arg, int status, struct evbuffer *headers,
 	}
 }
 
+/* Scans streamed bytes for the list_changed notification without copying them: a match may
+ * straddle two chunks, so the last bytes of the previous chunk are kept. A name quoted inside
+ * some other message would only drop a cache entry early. */
+static void watch(struct gw_req *r, const char *data, size_t len)
+{
+	char joint[2 * LIST_CHANGED_LEN];
+	size_t head = len < LIST_CHANGED_LEN ? len : LIST_CHANGED_LEN - 1;
+	size_t keep;
+
+	memcpy(joint, r->watch_tail, r->watch_tail_len);
+	memcpy(joint + r->watch_tail_len, data, head);
+	if (memmem(joint, r->watch_tail_len + head, LIST_CHANGED, LIST_CHANGED_LEN) ||
+	    memmem(data, len, LIST_CHANGED, LIST_CHANGED_LEN))
+		gw_req_cache_tools_changed(r);
+	keep = len < LIST_CHANGED_LEN - 1 ? len : LIST_CHANGED_LEN - 1;
+	if (r->watch_tail_len + keep > LIST_CHANGED_LEN - 1) {
+		size_t drop = r->watch_tail_len + keep - (LIST_CHANGED_LEN - 1);
+
+		memmove(r->watch_tail, r->watch_tail + drop, r->watch_tail_len - drop);
+		r->watch_tail_len -= drop;
+	}
+	memcpy(r->watch_tail + r->watch_tail_len, data + len - keep, keep);
+	r->watch_tail_len += keep;
+}
+
 static bool on_upstream_body(void *arg, const char *data, size_t len)
 {
 	struct gw_req *r = arg;
@@ -280,6 +309,8 @@ static bool on_upstream_body(void *arg, const char *data, size_t len)
 		return false;
 	}
 	if (!r->inspect) {
+		if (r->watch_list_changed)
+			watch(r, data, len);
 		write_body(r, data, len);
 		return true;
 	}

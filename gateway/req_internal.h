@@ -40,6 +40,9 @@ struct gw_req {
 	long retry_after;          /* seconds, for a 429 */
 	bool inspect_tools_list;   /* the response holds a tools/list result to filter */
 	struct gw_inspect *inspect; /* the response's messages are read (and maybe changed) */
+	bool watch_list_changed;    /* the stream passes untouched, scanned for tools/list_changed */
+	char watch_tail[40];        /* the end of the previous chunk, for a name split across two */
+	size_t watch_tail_len;
 	struct evbuffer *held;      /* a JSON response held whole until it can be changed */
 	struct evbuffer *held_headers;
 	char *cache_key;            /* set when the answer may come from the cache */
