@@ -147,6 +147,7 @@ static bool must_inspect(const struct gw_req *r, int status)
 	       (r->cfg->audit && has_tool_call(r));
 }
 
+#define HELD_MAX (16 << 20) /* the largest JSON answer held whole to be read */
 #define LIST_CHANGED "notifications/tools/list_changed"
 #define LIST_CHANGED_LEN (sizeof(LIST_CHANGED) - 1)
 
@@ -293,6 +294,20 @@ static void watch(struct gw_req *r, const char *data, size_t len)
 	r->watch_tail_len += keep;
 }
 
+/* A JSON answer too large to hold for reading: sent on as it is (unfiltered, uncached, its
+ * audit record without query and rows) rather than kept in memory whole. */
+static void stop_holding(struct gw_req *r)
+{
+	gw_warn("req=%s member=%s JSON answer over %d MiB: passed on without inspection", r->id,
+		r->member ? r->member->name : "-", HELD_MAX >> 20);
+	write_head(r, r->status, r->held_headers, -1);
+	write_body_buffer(r, r->held);
+	evbuffer_free(r->held);
+	r->held = NULL;
+	gw_inspect_free(r->inspect);
+	r->inspect = NULL;
+}
+
 static bool on_upstream_body(void *arg, const char *data, size_t len)
 {
 	struct gw_req *r = arg;
@@ -300,6 +315,8 @@ static bool on_upstream_body(void *arg, const char *data, size_t len)
 
 	if (r->refused)
 		return true; /* dropped: the client gets the gateway's error */
+	if (r->held && evbuffer_get_length(r->held) + len > HELD_MAX)
+		stop_holding(r);
 	if (r->held) {
 		evbuffer_add(r->held, data, len);
 		return true;
