@@ -22,6 +22,8 @@ struct upstream {
 	struct timeval idle_timeout;
 	struct upstream_stats stats;
 	bool probing;
+	CURL *idle[64]; /* easy handles kept for the next transfers (reset, not freed) */
+	size_t n_idle;
 };
 
 struct upstream_xfer {
@@ -138,11 +140,28 @@ static const struct gw_error *map_curl_error(const struct upstream_xfer *x, CURL
 	return &gw_err_upstream_broken;
 }
 
+/* A finished transfer's handle goes back to the pool: creating one per request costs an
+ * allocation and its initialisation on the hot path. */
+static void easy_release(struct upstream *u, CURL *easy)
+{
+	if (u->n_idle < sizeof(u->idle) / sizeof(u->idle[0])) {
+		curl_easy_reset(easy);
+		u->idle[u->n_idle++] = easy;
+	} else {
+		curl_easy_cleanup(easy);
+	}
+}
+
+static CURL *easy_take(struct upstream *u)
+{
+	return u->n_idle > 0 ? u->idle[--u->n_idle] : curl_easy_init();
+}
+
 static void xfer_free(struct upstream_xfer *x)
 {
 	event_free(x->idle);
 	curl_multi_remove_handle(x->u->multi, x->easy);
-	curl_easy_cleanup(x->easy);
+	easy_release(x->u, x->easy);
 	curl_slist_free_all(x->headers);
 	evbuffer_free(x->resp_headers);
 	free(x);
@@ -315,6 +334,8 @@ void upstream_free(struct upstream *u)
 {
 	if (!u)
 		return;
+	while (u->n_idle > 0)
+		curl_easy_cleanup(u->idle[--u->n_idle]);
 	curl_multi_cleanup(u->multi);
 	event_free(u->timer);
 	free(u->url);
@@ -362,7 +383,7 @@ struct upstream_xfer *upstream_xfer_start(struct upstream *u, enum upstream_meth
 	x->arg = arg;
 	x->head_ms = -1;
 	x->content_length = -1;
-	x->easy = curl_easy_init();
+	x->easy = easy_take(u);
 	x->resp_headers = evbuffer_new();
 	/* An upstream that sends nothing for idle_timeout is given up on, waiting for the head
 	 * included; long SSE streams stay open while the server sends keep-alives. */
@@ -380,7 +401,7 @@ struct upstream_xfer *upstream_xfer_start(struct upstream *u, enum upstream_meth
 	}
 	if (curl_multi_add_handle(u->multi, x->easy) != CURLM_OK) {
 		event_free(x->idle);
-		curl_easy_cleanup(x->easy);
+		easy_release(u, x->easy);
 		curl_slist_free_all(x->headers);
 		evbuffer_free(x->resp_headers);
 		free(x);
