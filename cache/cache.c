@@ -369,7 +369,8 @@ struct cache *cache_new(struct event_base *base, const struct cache_config *cfg)
 		abort();
 	c->base = base;
 	c->enabled = cfg->enabled;
-	if (c->enabled && cfg->redis_url) {
+	/* Redis is connected even with caching off: the rate limits of every replica meet there. */
+	if (cfg->redis_url) {
 		c->redis = cache_redis_new(base, cfg->redis_url, cfg->redis_timeout_ms, &err);
 		if (!c->redis) {
 			gw_error("cache: redis.url: %s", err);
@@ -514,7 +515,7 @@ struct cache_lookup *cache_get(struct cache *c, const char *key, cache_get_fn cb
 	if (c->lookups)
 		c->lookups->prev = l;
 	c->lookups = l;
-	if (c->redis) {
+	if (c->redis && c->enabled) {
 		l->cmd = cache_redis_get(c->redis, key, on_redis_get, l);
 		return l;
 	}

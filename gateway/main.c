@@ -147,17 +147,18 @@ static int cmd_run(const char *path)
 	struct gw_server *srv;
 	int rc;
 
+	/* The config's own warnings already go where, and how, it says logs go. */
+	if (cfg && gw_log_configure(cfg->log_format, cfg->log_file) < 0) {
+		gw_error("cannot open log file %s", cfg->log_file);
+		gw_config_free(cfg);
+		cfg = NULL;
+	}
 	for (size_t i = 0; i < diag.n; i++)
 		gw_log(cfg ? GW_LOG_WARN : GW_LOG_ERROR, "config %s: %s", path, diag.lines[i]);
 	gw_diag_fini(&diag);
 	if (!cfg)
 		return 1;
 	gw_log_set_level(gw_log_level_parse(cfg->log_level));
-	if (gw_log_configure(cfg->log_format, cfg->log_file) < 0) {
-		gw_error("cannot open log file %s", cfg->log_file);
-		gw_config_free(cfg);
-		return 1;
-	}
 	signal(SIGPIPE, SIG_IGN);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		gw_error("libcurl: global init failed");

@@ -177,7 +177,9 @@ static void log_access(const struct gw_req *r, long ms)
 	gw_log_access(f, (int)(sizeof(f) / sizeof(f[0])));
 }
 
-void gw_req_finish(struct gw_req *r, bool keep_alive)
+/* What every request leaves when it ends, however: its audit records, access line and
+ * metrics. */
+static void account(struct gw_req *r)
 {
 	long ms = gw_req_elapsed_ms(r);
 
@@ -186,6 +188,11 @@ void gw_req_finish(struct gw_req *r, bool keep_alive)
 	gw_metrics_request(gw_server_metrics(gw_conn_server(r->conn)),
 			   r->member ? r->member->name : NULL, rpc_method(r), rpc_tool(r), r->status,
 			   ms / 1000.0, r->upstream_ms >= 0 ? r->upstream_ms / 1000.0 : -1);
+}
+
+void gw_req_finish(struct gw_req *r, bool keep_alive)
+{
+	account(r);
 	gw_conn_req_done(r->conn, keep_alive && r->keep_alive);
 }
 
@@ -524,11 +531,21 @@ void gw_req_on_drained(struct gw_req *r)
 
 void gw_req_abort(struct gw_req *r)
 {
+	bool running = r->xfer || r->cache_lookup || r->cache_wait || r->rate_pending > 0 ||
+		       r->audit_ticket;
+
 	gw_req_cache_release(r);
-	if (!r->xfer)
+	if (r->xfer) {
+		gw_info("req=%s member=%s client went away; upstream transfer closed", r->id,
+			r->member ? r->member->name : "-");
+		upstream_xfer_cancel(r->xfer);
+		r->xfer = NULL;
+	}
+	if (!running)
 		return;
-	gw_info("req=%s member=%s client went away; upstream transfer closed", r->id,
-		r->member ? r->member->name : "-");
-	upstream_xfer_cancel(r->xfer);
-	r->xfer = NULL;
+	/* A GET stream always ends here, so it is logged and counted like any request; one that
+	 * never got its head has nginx's "client closed request" status. */
+	if (!r->head_sent)
+		r->status = 499;
+	account(r);
 }

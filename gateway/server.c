@@ -159,7 +159,10 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	gw_info("signal %d: no longer accepting; draining %ld connection(s)", (int)sig,
 		srv->n_conns);
 	srv->draining = true;
-	evconnlistener_disable(srv->listener);
+	/* Closed, not disabled: a disabled listener's socket still completes handshakes into its
+	 * backlog, and those clients would wait for nothing until the process exits. */
+	evconnlistener_free(srv->listener);
+	srv->listener = NULL;
 	evtimer_add(srv->drain_timer, &tv);
 	gw_conn_close_idle(&srv->conns);
 	maybe_finish_drain(srv);
