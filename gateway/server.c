@@ -469,11 +469,12 @@ bool gw_server_ready(struct gw_server *srv, struct evbuffer *why)
 		ready = false;
 		evbuffer_add_printf(why, "upstream: Omni did not answer recently\n");
 	}
+	/* Redis down is not a reason to take the replica out: the cache steps aside and rate
+	 * limits fall back to this replica's own counts, so every request is still served. */
 	if (srv->cache && srv->cfg->cache && srv->cfg->cache->redis_url &&
-	    !cache_available(srv->cache)) {
-		ready = false;
-		evbuffer_add_printf(why, "redis: not connected\n");
-	}
+	    !cache_available(srv->cache))
+		evbuffer_add_printf(why, "redis: not connected (cache bypassed, rate limits per "
+					 "replica); still serving\n");
 	if (ready)
 		evbuffer_add_printf(why, "ready\n");
 	return ready;
