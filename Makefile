@@ -98,10 +98,17 @@ fuzz: $(FUZZ_BIN)
 			build/fuzz/corpus/$$name tests/fuzz/corpus/$$name || status=1; \
 	done; exit $$status
 
-# Benchmark of the metadata cache (not part of `make test`): upstream round trips saved and the
-# latency of a hit against a miss, fake Omni answering after 100 ms. See tests/bench/README.md.
-.PHONY: bench
-bench: $(BIN)
+# Benchmarks (not part of `make test`; they print tables and assert nothing): the metadata cache
+# (upstream round trips saved, a hit against a miss), then the gateway against nginx in front of
+# a canned upstream (wrk at c=1 and c=32, JSON and SSE), N open SSE streams (memory per stream),
+# and a callgrind profile under load. Installs nginx, wrk and valgrind when missing. About 4
+# minutes; see tests/bench/README.md and docs/benchmarks.md.
+.PHONY: bench bench-deps
+bench-deps:
+	@deploy/install-deps.sh bench
+bench: bench-deps
+	@$(MAKE) --no-print-directory all
 	GATEWAY_BIN=$(abspath $(BIN)) node tests/bench/cache.mjs
+	GATEWAY_BIN=$(abspath $(BIN)) node tests/bench/proxy.mjs
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
