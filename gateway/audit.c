@@ -25,6 +25,7 @@
 #include "cache/cache.h"
 #include "cache/redis.h"
 #include "gateway/log.h"
+#include "gateway/auth.h"
 #include "gateway/util.h"
 
 #define RETRY_MS 1000             /* a failing sink is retried this often */
@@ -86,13 +87,7 @@ static void utc_now(char out[32])
 
 void audit_sha256_hex(const void *data, size_t len, char hex[65])
 {
-	unsigned char md[32];
-	unsigned int n = 0;
-
-	if (!EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) || n != sizeof(md))
-		abort();
-	for (int i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	gw_auth_sha256_hex(data, len, hex);
 }
 
 /* ---- configuration ---- */

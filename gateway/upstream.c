@@ -306,7 +306,6 @@ struct upstream *upstream_new(struct event_base *base, const struct gw_config *c
 	curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
 	curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
 	curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
-	curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, cfg->upstream_max_connections);
 	return u;
 }
 
@@ -326,6 +325,11 @@ void upstream_configure(struct upstream *u, const struct gw_config *cfg)
 	if (!u->origin)
 		abort();
 	u->connect_timeout_ms = cfg->upstream_connect_timeout_ms;
+	/* curl's connection cache counts busy connections too: sized only for the idle ones, every
+	 * transfer that ends while long-lived streams hold connections would close its own, and
+	 * POSTs would stop reusing connections once more streams than that are open. */
+	curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS,
+			  cfg->upstream_max_connections + cfg->max_connections);
 	u->idle_timeout.tv_sec = cfg->upstream_idle_timeout_ms / 1000;
 	u->idle_timeout.tv_usec = (cfg->upstream_idle_timeout_ms % 1000) * 1000;
 }
@@ -398,6 +402,10 @@ struct upstream_xfer *upstream_xfer_start(struct upstream *u, enum upstream_meth
 		curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
 	} else if (method == UPSTREAM_DELETE) {
 		curl_easy_setopt(x->easy, CURLOPT_CUSTOMREQUEST, "DELETE");
+	} else {
+		/* GET streams stay open for a session and carry small events: a 4 KiB receive
+		 * buffer instead of curl's 16 KiB is most of the memory an open stream costs. */
+		curl_easy_setopt(x->easy, CURLOPT_BUFFERSIZE, 4096L);
 	}
 	if (curl_multi_add_handle(u->multi, x->easy) != CURLM_OK) {
 		event_free(x->idle);
