@@ -21,10 +21,9 @@
 #include "gateway/audit_cli.h"
 #include "gateway/log.h"
 #include "tests/unit/harness.h"
+#include "tests/unit/redis_server.h"
 
 static struct event_base *base;
-static int redis_port = -1;
-static pid_t redis_pid = -1;
 static char dir[64], path[256];
 
 /* ---- helpers ---- */
@@ -116,113 +115,6 @@ static struct audit_config *config(const char *fmt, ...)
 
 /* ---- redis-server ---- */
 
-static bool redis_installed(void)
-{
-	const char *env = getenv("PATH");
-	char buf[4096], *d, *save = NULL;
-
-	snprintf(buf, sizeof(buf), "%s", env ? env : "/usr/bin:/bin");
-	for (d = strtok_r(buf, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-		char full[4200];
-
-		snprintf(full, sizeof(full), "%s/redis-server", d);
-		if (access(full, X_OK) == 0)
-			return true;
-	}
-	return false;
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
-/* The test's own blocking connection to db (never used by the code under test). */
-static redisContext *direct(int db)
-{
-	struct timeval tv = {1, 0};
-	redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
-	redisReply *r;
-
-	if (c && c->err) {
-		redisFree(c);
-		return NULL;
-	}
-	if (!c)
-		return NULL;
-	redisSetTimeout(c, tv);
-	r = redisCommand(c, "SELECT %d", db);
-	if (r)
-		freeReplyObject(r);
-	return c;
-}
-
-static bool redis_answers(void)
-{
-	redisContext *c = direct(0);
-	redisReply *r = c ? redisCommand(c, "PING") : NULL;
-	bool ok = r && r->type == REDIS_REPLY_STATUS;
-
-	if (r)
-		freeReplyObject(r);
-	if (c)
-		redisFree(c);
-	return ok;
-}
-
-static bool redis_start(void)
-{
-	char port[16];
-	long long until = now_ms() + 10000;
-
-	snprintf(port, sizeof(port), "%d", redis_port);
-	redis_pid = fork();
-	if (redis_pid == 0) {
-		int devnull = open("/dev/null", O_RDWR);
-
-		dup2(devnull, STDIN_FILENO);
-		dup2(devnull, STDOUT_FILENO);
-		dup2(devnull, STDERR_FILENO);
-		execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1",
-		       "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel",
-		       "warning", (char *)NULL);
-		_exit(127);
-	}
-	if (redis_pid < 0)
-		return false;
-	while (now_ms() < until) {
-		int status;
-
-		if (waitpid(redis_pid, &status, WNOHANG) == redis_pid) {
-			fprintf(stderr, "redis-server exited at start (status %d)\n", status);
-			redis_pid = -1;
-			return false;
-		}
-		if (redis_answers())
-			return true;
-		usleep(20000);
-	}
-	return false;
-}
-
-static void redis_kill(void)
-{
-	if (redis_pid <= 0)
-		return;
-	kill(redis_pid, SIGKILL);
-	waitpid(redis_pid, NULL, 0);
-	redis_pid = -1;
-}
-
 static void on_alarm(int sig)
 {
 	static const char msg[] = "test_audit_redis: stuck for 120 s; giving up\n";
@@ -246,7 +138,7 @@ struct entry {
 /* XRANGE key - + of db into out (at most max); returns how many. */
 static size_t read_stream(int db, const char *key, struct entry *out, size_t max)
 {
-	redisContext *c = direct(db);
+	redisContext *c = redis_direct(db);
 	redisReply *r = c ? redisCommand(c, "XRANGE %s - +", key) : NULL;
 	size_t n = 0;
 
@@ -412,7 +304,7 @@ static void test_redis_dies(void)
  * without the password in its error record. */
 static void test_auth(void)
 {
-	redisContext *c = direct(0);
+	redisContext *c = redis_direct(0);
 	redisReply *r = c ? redisCommand(c, "CONFIG SET requirepass s3cret-pw") : NULL;
 	struct audit_config *good = config("{'redis':{'url':'redis://:s3cret-pw@127.0.0.1:%d/1'},"
 					   "'audit':{'redis_stream':{'key':'k3'}}}", redis_port);

@@ -25,12 +25,11 @@
 #include "cache/redis.h"
 #include "gateway/log.h"
 #include "tests/unit/harness.h"
+#include "tests/unit/redis_server.h"
 
 #define TIMEOUT_MS 250 /* generous: the machine may be busy; timing is never asserted tightly */
 
 static struct event_base *base;
-static pid_t redis_pid = -1;
-static int redis_port;
 
 /* ---- the loop ---- */
 
@@ -123,56 +122,10 @@ static void on_purged(void *arg, enum cache_redis_status st, long long deleted)
 
 /* ---- redis-server ---- */
 
-static bool redis_installed(void)
-{
-	const char *path = getenv("PATH");
-	char buf[4096], *dir, *save = NULL;
-
-	snprintf(buf, sizeof(buf), "%s", path ? path : "/usr/bin:/bin");
-	for (dir = strtok_r(buf, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
-		char full[4200];
-
-		snprintf(full, sizeof(full), "%s/redis-server", dir);
-		if (access(full, X_OK) == 0)
-			return true;
-	}
-	return false;
-}
-
-/* A port nobody listens on right now: bind to port 0 and ask which one it got. */
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
-/* A blocking connection for the test's own checks (never used by the code under test). */
-static redisContext *direct(void)
-{
-	struct timeval tv = {1, 0};
-	redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
-
-	if (c && c->err) {
-		redisFree(c);
-		return NULL;
-	}
-	if (c)
-		redisSetTimeout(c, tv);
-	return c;
-}
-
 /* Runs one command on a new blocking connection; returns the reply (caller frees) or NULL. */
 static redisReply *direct_cmd(const char *fmt, const char *arg)
 {
-	redisContext *c = direct();
+	redisContext *c = redis_direct(0);
 	redisReply *r = NULL;
 
 	if (c) {
@@ -182,66 +135,10 @@ static redisReply *direct_cmd(const char *fmt, const char *arg)
 	return r;
 }
 
-static bool redis_answers(void)
-{
-	redisReply *r = direct_cmd("PING%s", "");
-	bool ok = r && r->type == REDIS_REPLY_STATUS;
-
-	if (r)
-		freeReplyObject(r);
-	return ok;
-}
-
-/* Starts redis-server on redis_port and waits until it answers PING. */
-static bool redis_start(void)
-{
-	char port[16];
-	long long until = now_ms() + 10000;
-
-	snprintf(port, sizeof(port), "%d", redis_port);
-	redis_pid = fork();
-	if (redis_pid == 0) {
-		int devnull = open("/dev/null", O_RDWR);
-
-		dup2(devnull, STDIN_FILENO);
-		dup2(devnull, STDOUT_FILENO);
-		dup2(devnull, STDERR_FILENO);
-		execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1",
-		       "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel",
-		       "warning", (char *)NULL);
-		_exit(127);
-	}
-	if (redis_pid < 0)
-		return false;
-	while (now_ms() < until) {
-		int status;
-
-		if (waitpid(redis_pid, &status, WNOHANG) == redis_pid) {
-			fprintf(stderr, "redis-server exited at start (status %d)\n", status);
-			redis_pid = -1;
-			return false;
-		}
-		if (redis_answers())
-			return true;
-		usleep(20000);
-	}
-	return false;
-}
-
 static void redis_signal(int sig)
 {
 	if (redis_pid > 0)
 		kill(redis_pid, sig);
-}
-
-static void redis_kill(void)
-{
-	if (redis_pid <= 0)
-		return;
-	kill(redis_pid, SIGCONT);
-	kill(redis_pid, SIGKILL);
-	waitpid(redis_pid, NULL, 0);
-	redis_pid = -1;
 }
 
 static void on_alarm(int sig)
@@ -702,7 +599,7 @@ static void test_redis_auth_and_db(void)
 	CHECK(wait_ready(good, 5000));
 	CHECK(redis_set(good, "omnigw:test:db3", "in three", 60) == CACHE_REDIS_OK);
 	{
-		redisContext *c = direct();
+		redisContext *c = redis_direct(0);
 		redisReply *r1 = c ? redisCommand(c, "AUTH gw-test-pw") : NULL;
 		redisReply *r2 = c ? redisCommand(c, "SELECT 3") : NULL;
 		redisReply *r3 = c ? redisCommand(c, "GET omnigw:test:db3") : NULL;
