@@ -64,7 +64,7 @@ run: test-deps
 	@deploy/run-demo.sh $(abspath $(BIN))
 
 format:
-	clang-format -i gateway/*.[ch] policy/*.[ch] tests/unit/*.[ch]
+	clang-format -i gateway/*.[ch] policy/*.[ch] cache/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c
 
 clean:
 	rm -rf build
