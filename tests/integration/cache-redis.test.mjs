@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OMNI, TestEnv, closedPort, merge, runGatewayCli, waitFor } from './lib/harness.mjs';
+import { CRED, asks, cacheOutcome, cacheProbes, pickModel, ranAs, session, toolNames, toolsList } from './lib/cache.mjs';
 import { getDataMessage, rawSession, responseMessage, rpc } from './lib/mcp.mjs';
 import { startRedis } from './lib/redis.mjs';
 
@@ -25,30 +26,7 @@ const redisConfig = (db = 0, extra = {}) => ({ redis: { url: redis.url(db), time
 
 // ---- helpers: who called upstream, and what the gateway's access log says ----
 
-const CRED = {
-  alice: { auth: `Bearer ${OMNI.users.alice.pat}` },
-  bob: { auth: `Bearer ${OMNI.users.bob.pat}` },
-};
-const ranAs = (r, member) => r.headers.authorization === CRED[member].auth;
-const asks = (body, what) => body && !Array.isArray(body) && (what === 'tools/list'
-  ? body.method === 'tools/list'
-  : body.method === 'tools/call' && body.params?.name === what);
-async function upstreamCalls(member, what) {
-  return (await fake.requests()).filter((r) => r.path.startsWith('/mcp') && ranAs(r, member) && asks(r.body, what));
-}
-const countUpstream = async (member, what) => (await upstreamCalls(member, what)).length;
-
-async function cacheOutcome(g, res) {
-  const id = res.headers['x-request-id'];
-  assert.ok(id, `no X-Request-Id in ${JSON.stringify(res.headers)}`);
-  const line = await g.waitForLog(new RegExp(`req=${id.replace(/[^\w-]/g, '.')} .*status=`));
-  return line.match(/ cache=(hit|miss)\s*$/)?.[1] ?? 'none';
-}
-
-const toolsList = (id) => rpc(id, 'tools/list');
-const pickModel = (id) => rpc(id, 'tools/call', { name: 'pickModel', arguments: {} });
-const toolNames = (result) => result.tools.map((t) => t.name).sort();
-const session = (g, member) => rawSession(g.url, { ca: g.ca, headers: g.auth(member) });
+const { upstreamCalls, countUpstream } = cacheProbes(() => fake);
 const gatewayKeys = (db = 0) => redis.keys('omnigw:*', db);
 
 /** Writes happen after the answer (fire and forget): waits until db holds at least n of ours. */

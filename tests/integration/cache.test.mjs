@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import {
   OMNI, TestEnv, MCP_ACCEPT, openStream, parseSse, request, runGatewayCli, waitFor,
 } from './lib/harness.mjs';
+import { CRED, asks, cacheOutcome, cacheProbes, pickModel, ranAs, session, toolNames, toolsList } from './lib/cache.mjs';
 import { getDataMessage, rawSession, responseMessage, rpc } from './lib/mcp.mjs';
 
 const env = new TestEnv('cache');
@@ -18,37 +19,7 @@ let gw; // the default cache config (on, LRU, tools/list and pickModel for 300 s
 
 // ---- helpers: who called upstream, and what the gateway's access log says ----
 
-// The Omni identity a logged upstream request ran as.
-const CRED = {
-  alice: { auth: `Bearer ${OMNI.users.alice.pat}` },
-  bob: { auth: `Bearer ${OMNI.users.bob.pat}` },
-  carol: { auth: `Bearer ${OMNI.orgKey}`, userId: OMNI.users.carol.id },
-};
-const ranAs = (r, member) => r.headers.authorization === CRED[member].auth
-  && (!CRED[member].userId || r.headers['x-mcp-user-id'] === CRED[member].userId);
-// what: 'tools/list', or a tool name (a tools/call of it).
-const asks = (body, what) => body && !Array.isArray(body) && (what === 'tools/list'
-  ? body.method === 'tools/list'
-  : body.method === 'tools/call' && body.params?.name === what);
-
-/** The upstream MCP requests for `what` made as `member` (since the fake's log was cleared). */
-async function upstreamCalls(member, what) {
-  return (await fake.requests()).filter((r) => r.path.startsWith('/mcp') && ranAs(r, member) && asks(r.body, what));
-}
-const countUpstream = async (member, what) => (await upstreamCalls(member, what)).length;
-
-/** 'hit', 'miss' or 'none': the end of the access log line of the request that got res. */
-async function cacheOutcome(g, res) {
-  const id = res.headers['x-request-id'];
-  assert.ok(id, `no X-Request-Id in ${JSON.stringify(res.headers)}`);
-  const line = await g.waitForLog(new RegExp(`req=${id.replace(/[^\w-]/g, '.')} .*status=`));
-  return line.match(/ cache=(hit|miss)\s*$/)?.[1] ?? 'none';
-}
-
-const toolsList = (id) => rpc(id, 'tools/list');
-const pickModel = (id) => rpc(id, 'tools/call', { name: 'pickModel', arguments: {} });
-const toolNames = (result) => result.tools.map((t) => t.name).sort();
-const session = (g, member) => rawSession(g.url, { ca: g.ca, headers: g.auth(member) });
+const { upstreamCalls, countUpstream } = cacheProbes(() => fake);
 
 /** The one SSE event of a cached answer, parsed (asserts there is exactly one). */
 function onlySseMessage(res) {

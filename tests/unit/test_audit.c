@@ -18,6 +18,7 @@
 #include "gateway/audit.h"
 #include "gateway/audit_cli.h"
 #include "gateway/log.h"
+#include "tests/unit/audit_config.h"
 #include "tests/unit/harness.h"
 
 static struct event_base *base;
@@ -129,30 +130,6 @@ static void submit_n(struct audit *a, const char *member, int from, int n, struc
 	for (int i = from; i < from + n; i++)
 		CHECK(audit_submit(a, record(member, "getData", i), on_done, d) == 0);
 	CHECK(run_until(until_calls, d, want, 5000));
-}
-
-static struct audit_config *config(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static struct audit_config *config(const char *fmt, ...)
-{
-	struct gw_diag diag = {0};
-	char text[2048];
-	struct audit_config *cfg;
-	cJSON *root;
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	for (char *p = text; *p; p++)
-		if (*p == '\'')
-			*p = '"';
-	root = cJSON_Parse(text);
-	cfg = audit_config_parse(root, &diag);
-	for (size_t i = 0; i < diag.n; i++)
-		fprintf(stderr, "config: %s\n", diag.lines[i]);
-	cJSON_Delete(root);
-	gw_diag_fini(&diag);
-	return cfg;
 }
 
 static struct audit *open_audit(const char *extra)

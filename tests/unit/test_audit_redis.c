@@ -20,6 +20,7 @@
 #include "gateway/audit.h"
 #include "gateway/audit_cli.h"
 #include "gateway/log.h"
+#include "tests/unit/audit_config.h"
 #include "tests/unit/harness.h"
 #include "tests/unit/redis_server.h"
 
@@ -87,30 +88,6 @@ static cJSON *record(const char *member, int i)
 	cJSON_AddStringToObject(r, "decision", "allow");
 	cJSON_AddNumberToObject(r, "http_status", 200);
 	return r;
-}
-
-static struct audit_config *config(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static struct audit_config *config(const char *fmt, ...)
-{
-	struct gw_diag diag = {0};
-	char text[2048];
-	struct audit_config *cfg;
-	cJSON *root;
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	for (char *p = text; *p; p++)
-		if (*p == '\'')
-			*p = '"';
-	root = cJSON_Parse(text);
-	cfg = audit_config_parse(root, &diag);
-	for (size_t i = 0; i < diag.n; i++)
-		fprintf(stderr, "config: %s\n", diag.lines[i]);
-	cJSON_Delete(root);
-	gw_diag_fini(&diag);
-	return cfg;
 }
 
 /* ---- redis-server ---- */
