@@ -338,6 +338,18 @@ struct cache_redis_cmd *cache_redis_get(struct cache_redis *r, const char *key,
 	return cmd;
 }
 
+/* GETDEL answers like GET (a string or nil), so it is a GET to take_reply. */
+struct cache_redis_cmd *cache_redis_take(struct cache_redis *r, const char *key, cache_redis_fn fn,
+					 void *arg)
+{
+	struct cache_redis_cmd *cmd = cmd_new(r, CMD_GET, fn, NULL, arg);
+	const char *argv[] = {"GETDEL", key};
+	size_t lens[] = {6, strlen(key)};
+
+	cmd_send(cmd, 2, argv, lens);
+	return cmd;
+}
+
 void cache_redis_cancel(struct cache_redis_cmd *cmd)
 {
 	if (!cmd)

@@ -53,6 +53,11 @@ bool cache_redis_ready(const struct cache_redis *r);
 struct cache_redis_cmd *cache_redis_get(struct cache_redis *r, const char *key,
 					cache_redis_fn fn, void *arg);
 
+/* GETDEL key (Redis >= 6.2): the value, deleted in the same step, so of two takes of one key
+ * (from any client) only one finds it. Answers, times out and cancels like cache_redis_get. */
+struct cache_redis_cmd *cache_redis_take(struct cache_redis *r, const char *key, cache_redis_fn fn,
+					 void *arg);
+
 /* Guarantees the command's callback is never called; the handle is invalid afterwards. A reply
  * that still arrives is dropped. */
 void cache_redis_cancel(struct cache_redis_cmd *cmd);
