@@ -24,7 +24,8 @@ const struct gw_member *gw_auth_member(const struct gw_config *cfg, const char *
 	SHA256((const unsigned char *)token, strlen(token), digest);
 	/* Compare with every member, without stopping early, so timing tells nothing. */
 	for (size_t i = 0; i < cfg->n_members; i++)
-		if (CRYPTO_memcmp(digest, cfg->members[i].token_sha256, sizeof(digest)) == 0)
+		if (CRYPTO_memcmp(digest, cfg->members[i].token_sha256, sizeof(digest)) == 0 &&
+		    cfg->members[i].has_token)
 			found = &cfg->members[i];
 	return found;
 }

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 enum key_kind {
@@ -45,6 +46,7 @@ struct key {
 #define END_KEYS {NULL, 0, 0, false, NULL, 0, 0, NULL}
 #define CFG(field) offsetof(struct gw_config, field)
 #define MEM(field) offsetof(struct gw_member, field)
+#define OAUTH(field) offsetof(struct gw_config, oauth.field)
 
 static const struct key tls_keys[] = {
 	{"cert", KEY_STRING, CFG(tls_cert), true, NULL, 0, 0, NULL},
@@ -72,9 +74,31 @@ static const struct key log_keys[] = {
 	END_KEYS,
 };
 
+static const struct key provider_keys[] = {
+	{"issuer", KEY_STRING, OAUTH(provider_issuer), true, NULL, 0, 0, NULL},
+	{"client_id", KEY_STRING, OAUTH(provider_client_id), true, NULL, 0, 0, NULL},
+	{"client_secret", KEY_SECRET, OAUTH(provider_client_secret), false, NULL, 0, 0, NULL},
+	{"claim", KEY_STRING, OAUTH(provider_claim), false, "email", 0, 0, NULL},
+	{"scopes", KEY_STRING, OAUTH(provider_scopes), false, "openid email", 0, 0, NULL},
+	{"ca_file", KEY_STRING, OAUTH(provider_ca_file), false, NULL, 0, 0, NULL},
+	END_KEYS,
+};
+
+static const struct key oauth_keys[] = {
+	{"public_url", KEY_STRING, OAUTH(public_url), true, NULL, 0, 0, NULL},
+	{"access_token_ttl_s", KEY_NUMBER, OAUTH(access_token_ttl_s), false, NULL, 900, 1, NULL},
+	{"refresh_token_ttl_s", KEY_NUMBER, OAUTH(refresh_token_ttl_s), false, NULL, 2592000, 60, NULL},
+	{"code_ttl_s", KEY_NUMBER, OAUTH(code_ttl_s), false, NULL, 60, 1, NULL},
+	{"client_ttl_s", KEY_NUMBER, OAUTH(client_ttl_s), false, NULL, 7776000, 60, NULL},
+	{"redirect_uris", KEY_STRLIST, OAUTH(redirect_uris), false, NULL, 0, 0, NULL},
+	{"provider", KEY_OBJECT, 0, true, NULL, 0, 0, provider_keys},
+	END_KEYS,
+};
+
 static const struct key member_keys[] = {
 	{"name", KEY_STRING, MEM(name), true, NULL, 0, 0, NULL},
-	{"token_sha256", KEY_SHA256, MEM(token_sha256), true, NULL, 0, 0, NULL},
+	{"token_sha256", KEY_SHA256, MEM(token_sha256), false, NULL, 0, 0, NULL},
+	{"sign_in", KEY_STRING, MEM(sign_in), false, NULL, 0, 0, NULL},
 	{"omni_pat", KEY_SECRET, MEM(omni_pat), false, NULL, 0, 0, NULL},
 	{"omni_user_id", KEY_STRING, MEM(omni_user_id), false, NULL, 0, 0, NULL},
 	{"user_required", KEY_BOOL, MEM(user_required), false, NULL, 0, 0, NULL},
@@ -101,6 +125,7 @@ static const struct key root_keys[] = {
 	{"log", KEY_OBJECT, 0, false, NULL, 0, 0, log_keys},
 	{"admin", KEY_OBJECT, 0, false, NULL, 0, 0, admin_keys},
 	{"drain_timeout_ms", KEY_NUMBER, CFG(drain_timeout_ms), false, NULL, 10000, 0, NULL},
+	{"oauth", KEY_OBJECT, 0, false, NULL, 0, 0, oauth_keys},
 	{"users", KEY_MEMBERS, 0, true, NULL, 0, 0, member_keys},
 	{"groups", KEY_MODULE, 0, false, NULL, 0, 0, NULL},
 	{"redis", KEY_MODULE, 0, false, NULL, 0, 0, NULL},
@@ -444,6 +469,7 @@ static void read_members(const cJSON *arr, const char *path, struct gw_config *c
 			continue;
 		}
 		read_object(item, ipath, m, table, diag);
+		m->has_token = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(item, "token_sha256"));
 		if (m->name && !valid_member_name(m->name))
 			gw_diag_add(diag, true, "%s.name: use letters, digits and . _ @ - only", ipath);
 	}
@@ -501,9 +527,19 @@ static void check_members(struct gw_config *cfg, struct gw_diag *diag)
 		for (size_t j = 0; j < i; j++) {
 			if (m->name && cfg->members[j].name && strcmp(m->name, cfg->members[j].name) == 0)
 				gw_diag_add(diag, true, "users[%zu].name: %s is also users[%zu]", i, m->name, j);
-			if (memcmp(m->token_sha256, cfg->members[j].token_sha256, 32) == 0)
+			if (m->has_token && cfg->members[j].has_token &&
+			    memcmp(m->token_sha256, cfg->members[j].token_sha256, 32) == 0)
 				gw_diag_add(diag, true, "users[%zu].token_sha256: same token as users[%zu]", i, j);
+			if (m->sign_in && cfg->members[j].sign_in &&
+			    strcasecmp(m->sign_in, cfg->members[j].sign_in) == 0)
+				gw_diag_add(diag, true, "users[%zu].sign_in: %s also signs in as users[%zu]", i,
+					    m->sign_in, j);
 		}
+		if (!m->has_token && !m->sign_in)
+			gw_diag_add(diag, true, "users[%zu]: needs token_sha256, or sign_in with oauth", i);
+		else if (m->sign_in && !cfg->oauth.public_url)
+			gw_diag_add(diag, false, "users[%zu].sign_in: no oauth block: %s cannot sign in", i,
+				    m->name ? m->name : "this member");
 		if (!m->omni_pat && !cfg->omni_api_key)
 			gw_diag_add(diag, true,
 				    "users[%zu]: no omni_pat and no team omni_api_key: %s has no Omni credential",
@@ -513,6 +549,93 @@ static void check_members(struct gw_config *cfg, struct gw_diag *diag)
 				    "users[%zu]: on the organization key without omni_user_id: %s will be "
 				    "refused (the key alone runs as an admin)",
 				    i, m->name ? m->name : "this member");
+	}
+}
+
+/* Reads "scheme://host[:port]" at the start of url: *rest points after it, *loopback tells
+ * whether host is a loopback name. */
+static bool parse_authority(const char *url, const char **rest, bool *loopback)
+{
+	const char *host = strstr(url, "://"), *end;
+	char name[256];
+	size_t n;
+
+	if (!host || strcspn(url, ":") != (size_t)(host - url))
+		return false;
+	host += 3;
+	if (*host == '[') {
+		end = strchr(host, ']');
+		if (!end)
+			return false;
+		n = (size_t)(end - host - 1);
+		host++;
+		end++;
+	} else {
+		n = strcspn(host, ":/?#@");
+		end = host + n;
+	}
+	if (n == 0 || n >= sizeof(name))
+		return false;
+	memcpy(name, host, n);
+	name[n] = '\0';
+	*loopback = is_loopback(name);
+	if (*end == ':') {
+		end++;
+		if (!isdigit((unsigned char)*end))
+			return false;
+		while (isdigit((unsigned char)*end))
+			end++;
+	}
+	*rest = end;
+	return *end == '\0' || *end == '/';
+}
+
+static bool has_word(const char *list, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (const char *p = list; (p = strstr(p, word)); p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
+static bool is_https(const char *url)
+{
+	return strncmp(url, "https://", 8) == 0;
+}
+
+static void check_oauth(struct gw_config *cfg, struct gw_diag *diag)
+{
+	struct gw_oauth_config *o = &cfg->oauth;
+	const char *rest;
+	bool loopback;
+	size_t n;
+
+	if (!o->public_url)
+		return;
+	if (!parse_authority(o->public_url, &rest, &loopback) || (*rest && strcmp(rest, "/") != 0) ||
+	    (!is_https(o->public_url) && strncmp(o->public_url, "http://", 7) != 0))
+		gw_diag_add(diag, true, "oauth.public_url: expected https://host[:port], nothing after");
+	else if (!is_https(o->public_url) && !cfg->plain_http && !loopback)
+		gw_diag_add(diag, true, "oauth.public_url: must be https (or set plain_http behind a TLS "
+					"load balancer)");
+	n = strlen(o->public_url);
+	if (n > 0 && o->public_url[n - 1] == '/')
+		o->public_url[n - 1] = '\0';
+	if (o->provider_issuer && (!parse_authority(o->provider_issuer, &rest, &loopback) ||
+				   (!is_https(o->provider_issuer) && !loopback)))
+		gw_diag_add(diag, true, "oauth.provider.issuer: expected an https:// URL (http only on "
+					"loopback)");
+	if (o->provider_scopes && !has_word(o->provider_scopes, "openid"))
+		gw_diag_add(diag, true, "oauth.provider.scopes: must include openid");
+	if (o->provider_ca_file && access(o->provider_ca_file, R_OK) != 0)
+		gw_diag_add(diag, true, "oauth.provider.ca_file: cannot read %s: %s",
+			    o->provider_ca_file, strerror(errno));
+	if (cfg->mcp_path) {
+		o->resource = gw_xasprintf("%s%s", o->public_url, cfg->mcp_path);
+		o->resource_metadata = gw_xasprintf("%s/.well-known/oauth-protected-resource%s",
+						    o->public_url, cfg->mcp_path);
 	}
 }
 
@@ -551,6 +674,7 @@ static void check_config(struct gw_config *cfg, struct gw_diag *diag)
 	    strcmp(cfg->log_format, "logfmt"))
 		gw_diag_add(diag, true, "log.format: expected text, json or logfmt");
 	check_members(cfg, diag);
+	check_oauth(cfg, diag);
 }
 
 struct gw_config *gw_config_parse(const char *text, size_t len, struct gw_diag *diag)
@@ -636,7 +760,18 @@ void gw_config_free(struct gw_config *cfg)
 		free(cfg->members[i].name);
 		free_secret(cfg->members[i].omni_pat);
 		free(cfg->members[i].omni_user_id);
+		free(cfg->members[i].sign_in);
 	}
+	free(cfg->oauth.public_url);
+	free(cfg->oauth.resource);
+	free(cfg->oauth.resource_metadata);
+	free_strlist(&cfg->oauth.redirect_uris);
+	free(cfg->oauth.provider_issuer);
+	free(cfg->oauth.provider_client_id);
+	free_secret(cfg->oauth.provider_client_secret);
+	free(cfg->oauth.provider_claim);
+	free(cfg->oauth.provider_scopes);
+	free(cfg->oauth.provider_ca_file);
 	free(cfg->members);
 	policy_free(cfg->policy);
 	cache_config_free(cfg->cache);

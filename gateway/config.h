@@ -14,12 +14,33 @@ struct gw_member {
 	char *omni_pat;     /* secret; NULL when the member runs on the organization key */
 	char *omni_user_id; /* NULL when none is configured */
 	bool user_required;
+	bool has_token;     /* token_sha256 was set (a member may sign in with OAuth only) */
+	char *sign_in;      /* the identity provider's claim value this member signs in as */
 	struct gw_member_state *state; /* the server's counters for this member (not config) */
 };
 
 struct gw_strlist {
 	char **items;
 	size_t n;
+};
+
+/* The gateway as OAuth server for MCP clients, signing people in through the team's OpenID
+ * Connect provider (docs/oauth.md). */
+struct gw_oauth_config {
+	char *public_url;        /* the gateway's origin for clients: the issuer */
+	char *resource;          /* public_url + mcp_path (derived) */
+	char *resource_metadata; /* the RFC 9728 document's URL (derived) */
+	long access_token_ttl_s;
+	long refresh_token_ttl_s;
+	long code_ttl_s;
+	long client_ttl_s;
+	struct gw_strlist redirect_uris;
+	char *provider_issuer;
+	char *provider_client_id;
+	char *provider_client_secret; /* secret; NULL: a public client */
+	char *provider_claim;
+	char *provider_scopes;
+	char *provider_ca_file;
 };
 
 struct gw_config {
@@ -48,6 +69,7 @@ struct gw_config {
 	char *log_file;        /* NULL: stderr */
 	char *admin_listen;    /* NULL: no admin listener */
 	long drain_timeout_ms;
+	struct gw_oauth_config oauth; /* "oauth"; oauth.public_url NULL: OAuth off */
 	struct gw_member *members;
 	size_t n_members;
 	struct policy *policy; /* groups and rules (policy/policy.h) */

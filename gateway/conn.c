@@ -93,18 +93,31 @@ static void close_after_flush(struct gw_conn *c)
 }
 
 /* The head of a response the gateway makes itself; the body follows. */
-static void write_own_head(struct gw_conn *c, int status, size_t body_len, bool keep_alive)
+static void write_own_head(struct gw_conn *c, int status, const char *content_type,
+			   size_t body_len, bool keep_alive)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, gw_http_reason(status));
 	if (body_len > 0)
-		evbuffer_add_printf(out, "Content-Type: application/json\r\n");
+		evbuffer_add_printf(out, "Content-Type: %s\r\n", content_type);
 	evbuffer_add_printf(out, "Content-Length: %zu\r\nCache-Control: no-store\r\n", body_len);
 	if (c->req)
 		evbuffer_add_printf(out, "X-Request-Id: %s\r\n", gw_req_id(c->req));
 	if (!keep_alive)
 		evbuffer_add_printf(out, "Connection: close\r\n");
+}
+
+/* RFC 6750 and RFC 9728: where an OAuth-capable client learns how to get a token. */
+static void write_www_authenticate(struct evbuffer *out, const struct gw_config *cfg,
+				   bool invalid_token)
+{
+	evbuffer_add_printf(out, "WWW-Authenticate: Bearer realm=\"omni-mcp-gateway\"");
+	if (invalid_token)
+		evbuffer_add_printf(out, ", error=\"invalid_token\"");
+	if (cfg->oauth.resource_metadata)
+		evbuffer_add_printf(out, ", resource_metadata=\"%s\"", cfg->oauth.resource_metadata);
+	evbuffer_add(out, "\r\n", 2);
 }
 
 void gw_conn_write_error(struct gw_conn *c, const struct gw_error *err, const char *id_json,
@@ -116,9 +129,9 @@ void gw_conn_write_error(struct gw_conn *c, const struct gw_error *err, const ch
 	if (!body)
 		abort();
 	gw_error_write_body_detail(body, err, id_json, detail);
-	write_own_head(c, err->status, evbuffer_get_length(body), keep_alive);
+	write_own_head(c, err->status, "application/json", evbuffer_get_length(body), keep_alive);
 	if (err->status == 401)
-		evbuffer_add_printf(out, "WWW-Authenticate: Bearer realm=\"omni-mcp-gateway\"\r\n");
+		write_www_authenticate(out, gw_server_config(c->srv), err == &gw_err_invalid_token);
 	if (err->status == 405)
 		evbuffer_add_printf(out, "Allow: GET, POST, DELETE\r\n");
 	if (extra_headers)
@@ -130,9 +143,17 @@ void gw_conn_write_error(struct gw_conn *c, const struct gw_error *err, const ch
 
 void gw_conn_write_json(struct gw_conn *c, int status, struct evbuffer *body, bool keep_alive)
 {
+	gw_conn_write_response(c, status, "application/json", NULL, body, keep_alive);
+}
+
+void gw_conn_write_response(struct gw_conn *c, int status, const char *content_type,
+			    const char *extra_headers, struct evbuffer *body, bool keep_alive)
+{
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 
-	write_own_head(c, status, body ? evbuffer_get_length(body) : 0, keep_alive);
+	write_own_head(c, status, content_type, body ? evbuffer_get_length(body) : 0, keep_alive);
+	if (extra_headers)
+		evbuffer_add(out, extra_headers, strlen(extra_headers));
 	evbuffer_add(out, "\r\n", 2);
 	if (body)
 		evbuffer_add_buffer(out, body);

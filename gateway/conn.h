@@ -45,6 +45,11 @@ void gw_conn_write_error(struct gw_conn *c, const struct gw_error *err, const ch
 /* Writes a whole response with a JSON body the gateway made (body may be NULL for none). */
 void gw_conn_write_json(struct gw_conn *c, int status, struct evbuffer *body, bool keep_alive);
 
+/* Writes a whole response the gateway made: content_type names body (may be NULL for none);
+ * extra_headers are "Name: value\r\n" lines or NULL. Always Cache-Control: no-store. */
+void gw_conn_write_response(struct gw_conn *c, int status, const char *content_type,
+			    const char *extra_headers, struct evbuffer *body, bool keep_alive);
+
 /* The current request has written its whole response (or gave up on it when keep_alive is
  * false). The connection frees the request and reads the next one, or closes once the output
  * has been flushed. */

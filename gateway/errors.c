@@ -28,6 +28,14 @@ const struct gw_error gw_err_unauthorized = {
 	401, -32001,
 	"Missing or unknown member token: send Authorization: Bearer <your gateway token> "
 	"(ask the gateway admin for one)"};
+const struct gw_error gw_err_invalid_token = {
+	401, -32001,
+	"The access token is unknown or has expired: sign in again (an MCP client with OAuth "
+	"support does this itself)"};
+const struct gw_error gw_err_token_store = {
+	503, -32016,
+	"The gateway cannot check access tokens now (its Redis is unreachable): retry shortly, or "
+	"use a static member token"};
 const struct gw_error gw_err_user_id_required = {
 	403, -32002,
 	"An Omni user ID is required for this request but none is configured for you: ask the "

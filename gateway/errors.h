@@ -20,6 +20,8 @@ extern const struct gw_error gw_err_policy_request;
 extern const struct gw_error gw_err_rate_limited;
 extern const struct gw_error gw_err_too_many_streams;
 extern const struct gw_error gw_err_unauthorized;
+extern const struct gw_error gw_err_invalid_token;
+extern const struct gw_error gw_err_token_store;
 extern const struct gw_error gw_err_user_id_required;
 extern const struct gw_error gw_err_org_key_without_user;
 extern const struct gw_error gw_err_origin;

@@ -68,6 +68,7 @@ void gw_req_free(struct gw_req *r)
 	gw_req_cache_release(r);
 	gw_req_audit_release(r);
 	gw_req_limits_release(r);
+	gw_req_oauth_release(r);
 	free(r->client_name);
 	free(r->client_version);
 	if (r->rest_body)
@@ -274,7 +275,7 @@ static const struct gw_error *step_origin(struct gw_req *r)
 static const struct gw_error *step_authenticate(struct gw_req *r)
 {
 	r->member = gw_auth_member(r->cfg, gw_http_header(&r->head, "authorization"));
-	return r->member ? NULL : &gw_err_unauthorized;
+	return r->member ? NULL : gw_req_oauth_authenticate(r);
 }
 
 /* Step: which Omni identity the request runs as, and whether it may run at all. */
@@ -501,8 +502,21 @@ void gw_req_run(struct gw_req *r)
 {
 	const struct gw_error *err;
 
-	if ((err = step_route(r)) || (err = step_origin(r)) || (err = step_authenticate(r)) ||
-	    (err = step_identity(r)) || (err = step_parse(r)) || (err = step_policy(r)) ||
+	if (gw_req_oauth_start(r))
+		return;
+	if ((err = step_route(r)) || (err = step_origin(r)) || (err = step_authenticate(r))) {
+		if (err != &gw_req_later)
+			gw_req_respond_error(r, err);
+		return;
+	}
+	gw_req_run_authenticated(r);
+}
+
+void gw_req_run_authenticated(struct gw_req *r)
+{
+	const struct gw_error *err;
+
+	if ((err = step_identity(r)) || (err = step_parse(r)) || (err = step_policy(r)) ||
 	    (err = step_audit(r)) || (err = gw_req_limits(r))) {
 		if (err == &gw_err_rate_limited || err == &gw_err_too_many_streams)
 			gw_metrics_rate_limited(gw_server_metrics(gw_conn_server(r->conn)),
@@ -532,9 +546,10 @@ void gw_req_on_drained(struct gw_req *r)
 void gw_req_abort(struct gw_req *r)
 {
 	bool running = r->xfer || r->cache_lookup || r->cache_wait || r->rate_pending > 0 ||
-		       r->audit_ticket;
+		       r->audit_ticket || r->oauth;
 
 	gw_req_cache_release(r);
+	gw_req_oauth_release(r);
 	if (r->xfer) {
 		gw_info("req=%s member=%s client went away; upstream transfer closed", r->id,
 			r->member ? r->member->name : "-");

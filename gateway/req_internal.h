@@ -63,6 +63,7 @@ struct gw_req {
 	struct cache_redis_cmd *rate_cmds[2]; /* shared counts in flight (requests, tool calls) */
 	int rate_pending;
 	bool rate_over;
+	struct gw_req_oauth *oauth; /* an OAuth endpoint's or access token's state (req_oauth.c) */
 	enum upstream_method method;
 	struct upstream_xfer *xfer;
 	int status;
@@ -82,6 +83,17 @@ extern const struct upstream_handlers gw_relay_handlers;
 /* A step's verdict meaning "it goes on later, or was answered already": the request may be
  * gone, the caller does nothing more. Compared by pointer; never written to a client. */
 extern const struct gw_error gw_req_later;
+
+/* The steps after authentication (from identity on); an access token checked later goes on
+ * here. */
+void gw_req_run_authenticated(struct gw_req *r);
+
+/* OAuth (req_oauth.c). start answers the OAuth endpoints (true: the request is handled);
+ * authenticate checks an access token when no static token matched: NULL with r->member set,
+ * an error, or &gw_req_later (then gw_req_run_authenticated or an error answer follows). */
+bool gw_req_oauth_start(struct gw_req *r);
+const struct gw_error *gw_req_oauth_authenticate(struct gw_req *r);
+void gw_req_oauth_release(struct gw_req *r);
 
 /* The limits step (req_limits.c): NULL to go on, an error, or &gw_req_later when the counts
  * are shared through Redis (the request then goes on with gw_req_proceed, or is answered). */

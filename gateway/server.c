@@ -23,6 +23,7 @@
 #include "gateway/admin.h"
 #include "gateway/conn.h"
 #include "gateway/metrics.h"
+#include "gateway/oauth.h"
 #include "gateway/log.h"
 
 #define READY_WINDOW_S 30.0 /* Omni answered within this long: reachable */
@@ -39,6 +40,7 @@ struct gw_server {
 	struct cache *cache; /* NULL when the config has no cache section parsed */
 	struct audit *audit; /* NULL when auditing is off */
 	struct gw_metrics *metrics;
+	struct gw_oauth *oauth;
 	struct gw_admin *admin;
 	struct event *probe_timer;
 	char *config_path;
@@ -278,6 +280,7 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 	gw_metrics_reload(srv->metrics, true);
 	attach_states(srv, cfg);
 	upstream_configure(srv->upstream, cfg);
+	gw_oauth_configure(srv->oauth, cfg);
 	gw_log_set_level(gw_log_level_parse(cfg->log_level));
 	gw_config_unref(srv->cfg);
 	srv->cfg = cfg;
@@ -359,6 +362,8 @@ struct gw_server *gw_server_new(struct gw_config *cfg, const char *config_path)
 		srv->cache = cache_new(srv->base, cfg->cache);
 	if (cfg->audit)
 		srv->audit = audit_new(srv->base, cfg->audit);
+	srv->oauth = gw_oauth_new(srv->base, srv->cache ? cache_redis_of(srv->cache) : NULL);
+	gw_oauth_configure(srv->oauth, cfg);
 	if (cfg->admin_listen && !(srv->admin = gw_admin_new(srv, srv->base, cfg->admin_listen)))
 		goto fail;
 	if (srv->admin) {
@@ -416,6 +421,7 @@ void gw_server_free(struct gw_server *srv)
 	if (srv->drain_timer)
 		event_free(srv->drain_timer);
 	upstream_free(srv->upstream);
+	gw_oauth_free(srv->oauth); /* before the cache: its store uses the cache's Redis */
 	if (srv->cache)
 		cache_free(srv->cache);
 	audit_free(srv->audit); /* flushes what is queued, bounded */
@@ -432,6 +438,11 @@ void gw_server_free(struct gw_server *srv)
 	free(srv->config_path);
 	gw_config_unref(srv->cfg);
 	free(srv);
+}
+
+struct gw_oauth *gw_server_oauth(struct gw_server *srv)
+{
+	return srv->oauth;
 }
 
 struct gw_config *gw_server_config(const struct gw_server *srv)

@@ -35,6 +35,8 @@ struct upstream *gw_server_upstream(struct gw_server *srv);
 struct cache *gw_server_cache(struct gw_server *srv);
 struct audit *gw_server_audit(struct gw_server *srv);
 struct gw_metrics *gw_server_metrics(struct gw_server *srv);
+/* The OAuth server's state (gateway/oauth.h); present even when oauth is off. */
+struct gw_oauth *gw_server_oauth(struct gw_server *srv);
 
 /* For the admin listener: readiness (config loaded, Omni reachable recently, Redis when
  * configured), with the reasons written to why; and the whole /metrics page. */

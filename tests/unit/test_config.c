@@ -367,7 +367,7 @@ static const struct refusal type_errors[] = {
 	{"{'upstream':{},'users':[" ALICE "]}", "upstream.url: required key is missing"},
 	{"{" UP "}", "users: required key is missing"},
 	{"{'tls':{'cert':'/c'}," BASE "}", "tls.key: required key is missing"},
-	{U1("{'name':'bob','omni_user_id':'u'}"), "users[1].token_sha256: required key is missing"},
+	{U1("{'name':'bob','omni_user_id':'u'}"), "users[1]: needs token_sha256, or sign_in with oauth"},
 	{U1("{'token_sha256':'" HEX_B "','omni_user_id':'u'}"), "users[1].name: required key is missing"},
 	/* a key written twice */
 	{"{'mcp_path':'/a','mcp_path':'/b'," BASE "}", "mcp_path: mcp_path is set more than once"},
@@ -602,9 +602,82 @@ static void test_load(void)
 	CHECK_REFUSED("/nonexistent/gateway.json: cannot read", NULL);
 }
 
+#define OIDC "'provider':{'issuer':'https://accounts.google.com','client_id':'gw'}"
+#define SIGN_IN_CAROL "{'name':'carol','sign_in':'Carol@Team.example','omni_pat_env':'GWT_PAT_ALICE'}"
+
+static void test_oauth(void)
+{
+	/* Off unless configured; a member may then still not go without a token. */
+	parse("{" BASE "}");
+	CHECK(cfg && cfg->oauth.public_url == NULL && cfg->oauth.resource_metadata == NULL);
+	parse("{" UP ",'users':[{'name':'carol','omni_pat_env':'GWT_PAT_ALICE'}]}");
+	CHECK_REFUSED("users[0]: needs token_sha256, or sign_in", NULL);
+	parse("{" UP ",'users':[" SIGN_IN_CAROL "]}");
+	CHECK(cfg != NULL && diag_find("warning: users[0].sign_in: no oauth block", NULL));
+
+	/* A whole block: defaults, derived URLs, a trailing slash dropped, members by sign_in. */
+	parse("{" UP "," ORG ",'mcp_path':'/team/mcp','oauth':{'public_url':'https://mcp.team.example/',"
+	      "'provider':{'issuer':'https://kc.example/realms/team','client_id':'gw',"
+	      "'client_secret_env':'GWT_ORG_KEY'}},'users':[" ALICE "," SIGN_IN_CAROL "]}");
+	if (!cfg)
+		print_diag();
+	CHECK(cfg != NULL);
+	if (cfg) {
+		CHECK_STR(cfg->oauth.public_url, "https://mcp.team.example");
+		CHECK_STR(cfg->oauth.resource, "https://mcp.team.example/team/mcp");
+		CHECK_STR(cfg->oauth.resource_metadata,
+			  "https://mcp.team.example/.well-known/oauth-protected-resource/team/mcp");
+		CHECK(cfg->oauth.access_token_ttl_s == 900 && cfg->oauth.code_ttl_s == 60);
+		CHECK(cfg->oauth.refresh_token_ttl_s == 2592000 && cfg->oauth.client_ttl_s == 7776000);
+		CHECK_STR(cfg->oauth.provider_claim, "email");
+		CHECK_STR(cfg->oauth.provider_scopes, "openid email");
+		CHECK_STR(cfg->oauth.provider_client_secret, "org-key");
+		CHECK(cfg->members[0].has_token && !cfg->members[1].has_token);
+		CHECK_STR(cfg->members[1].sign_in, "Carol@Team.example");
+	}
+
+	/* Mistakes, each named. */
+	parse("{" BASE ",'oauth':{'public_url':'http://mcp.team.example'," OIDC "}}");
+	CHECK_REFUSED("oauth.public_url: must be https", NULL);
+	parse("{" BASE ",'plain_http':true,'oauth':{'public_url':'http://mcp.team.example'," OIDC "}}");
+	CHECK(cfg != NULL);
+	parse("{" BASE ",'oauth':{'public_url':'http://127.0.0.1:8443'," OIDC "}}");
+	CHECK(cfg != NULL);
+	parse("{" BASE ",'oauth':{'public_url':'https://mcp.team.example/mcp'," OIDC "}}");
+	CHECK_REFUSED("oauth.public_url: expected https://host[:port]", NULL);
+	parse("{" BASE ",'oauth':{'public_url':'mcp.team.example'," OIDC "}}");
+	CHECK_REFUSED("oauth.public_url: expected", NULL);
+	parse("{" BASE ",'oauth':{'public_url':'https://mcp.team.example'}}");
+	CHECK_REFUSED("oauth.provider: required key is missing", NULL);
+	parse("{" BASE ",'oauth':{'public_url':'https://mcp.team.example','provider':{'issuer':"
+	      "'http://idp.example','client_id':'gw'}}}");
+	CHECK_REFUSED("oauth.provider.issuer: expected an https:// URL", NULL);
+	parse("{" BASE ",'oauth':{'public_url':'https://mcp.team.example','provider':{'issuer':"
+	      "'http://localhost:9000/idp','client_id':'gw'}}}");
+	CHECK(cfg != NULL);
+	parse("{" BASE ",'oauth':{'public_url':'https://mcp.team.example','provider':{'issuer':"
+	      "'https://idp.example','client_id':'gw','scopes':'email profile openidx'}}}");
+	CHECK_REFUSED("oauth.provider.scopes: must include openid", NULL);
+	parse("{" BASE ",'oauth':{'public_url':'https://mcp.team.example','access_token_ttl_s':0,"
+	      OIDC "}}");
+	CHECK_REFUSED("oauth.access_token_ttl_s: expected a whole number of at least 1", NULL);
+	parse("{" BASE ",'oauth':{'public_url':'https://mcp.team.example','issuer':'x'," OIDC "}}");
+	CHECK_REFUSED("oauth.issuer: unknown key", NULL);
+	parse("{" UP ",'oauth':{'public_url':'https://mcp.team.example'," OIDC "},'users':["
+	      SIGN_IN_CAROL ",{'name':'c2','sign_in':'carol@team.EXAMPLE','omni_pat_env':"
+	      "'GWT_PAT_ALICE'}]}");
+	CHECK_REFUSED("users[1].sign_in: carol@team.EXAMPLE also signs in as users[0]", NULL);
+	/* Two members without a token are not "the same token". */
+	parse("{" UP ",'oauth':{'public_url':'https://mcp.team.example'," OIDC "},'users':["
+	      SIGN_IN_CAROL ",{'name':'dan','sign_in':'dan@team.example','omni_pat_env':"
+	      "'GWT_PAT_ALICE'}]}");
+	CHECK(cfg != NULL && !diag_any("same token"));
+}
+
 int main(void)
 {
 	fixtures_init();
+	test_oauth();
 	test_full_config();
 	test_defaults();
 	test_null_means_default();
