@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make run`: the gateway in front of the fake Omni with a demo team (alice, bob, carol), or in
+# `make run`: the gateway in front of the fake Omni with a demo team (alice, bob, carol) who can
+# also sign in with OAuth through a demo OpenID provider (tests/oidc-provider), or in
 # front of a real Omni when OMNI_URL and USERS_FILE are given. TLS certificates and member
 # tokens are made on the spot under .tmp/demo/; the gateway runs in the foreground.
 #   OMNI_URL=https://acme.omniapp.co/mcp/https USERS_FILE=users.json make run
@@ -43,11 +44,31 @@ JSON
 )
 	org_key='"omni_api_key_env": "DEMO_ORG_KEY",'
 	echo "demo: fake Omni at $upstream"
+	# The demo identity provider: members sign in as alice, bob or carol (@team.example).
+	node tests/oidc-provider/server.mjs --port 0 --redirect-uri "https://$listen/oauth/callback" \
+		>"$dir/oidc.out" 2>"$dir/oidc.log" &
+	pids+=($!)
+	for _ in $(seq 50); do grep -q listening "$dir/oidc.out" 2>/dev/null && break; sleep 0.1; done
+	issuer=$(sed -n 's/.*"issuer":"\([^"]*\)".*/\1/p' "$dir/oidc.out")
+	[ -n "$issuer" ] || { echo "demo OpenID provider did not start; see $dir/oidc.log" >&2; exit 1; }
+	DEMO_OIDC_SECRET=$(sed -n 's/.*"client_secret":"\([^"]*\)".*/\1/p' "$dir/oidc.out")
+	export DEMO_OIDC_SECRET
+	oauth=$(cat <<JSON
+"oauth": {"public_url": "https://$listen",
+            "provider": {"issuer": "$issuer", "client_id": "omni-mcp-gateway",
+                         "client_secret_env": "DEMO_OIDC_SECRET"}},
+JSON
+)
+	users=${users//\"omni_user_id\": \"u-alice\"/\"omni_user_id\": \"u-alice\", \"sign_in\": \"alice@team.example\"}
+	users=${users//\"omni_user_id\": \"u-bob\"/\"omni_user_id\": \"u-bob\", \"sign_in\": \"bob@team.example\"}
+	users=${users//\"omni_user_id\": \"u-carol\"/\"omni_user_id\": \"u-carol\", \"sign_in\": \"carol@team.example\"}
+	echo "demo: OpenID provider at $issuer"
 else
 	[ -n "${USERS_FILE:-}" ] || { echo "OMNI_URL needs USERS_FILE (the users array of the config)" >&2; exit 2; }
 	upstream=$OMNI_URL
 	users=$(cat "$USERS_FILE")
 	org_key=""
+	oauth=""
 	[ -n "${OMNI_ORG_KEY:-}" ] && org_key='"omni_api_key_env": "OMNI_ORG_KEY",'
 fi
 
@@ -57,6 +78,7 @@ cat >"$dir/config.json" <<JSON
   "mcp_path": "/mcp",
   "upstream": {"url": "$upstream"},
   $org_key
+  $oauth
   "users": $users }
 JSON
 "$bin" check -c "$dir/config.json"
@@ -76,6 +98,10 @@ e.g. SSL_CERT_FILE=$PWD/$dir/cert.pem for Codex, NODE_EXTRA_CA_CERTS for Node cl
   codex mcp add omni --url $url --bearer-token-env-var OMNI_GATEWAY_TOKEN
 Claude Code:
   claude mcp add --transport http omni $url --header "Authorization: Bearer $tok_alice"
+Or sign in with OAuth, no token to copy (the demo provider's page asks for a username: alice,
+bob or carol):
+  claude mcp add --transport http omni $url      # then /mcp -> omni -> Authenticate
+  codex mcp add omni --url $url && codex mcp login omni
 Try it with curl:
   curl --cacert $dir/cert.pem -H "Authorization: Bearer $tok_alice" \\
     -H 'Accept: application/json, text/event-stream' -H 'Content-Type: application/json' \\
