@@ -18,12 +18,17 @@
 #include "gateway/oidc.h"
 #include "gateway/util.h"
 
-#define STORE_MAX_ENTRIES 100000 /* in memory: clients, sign-ins, codes and tokens */
+/* In memory, what anyone may create (client registrations, sign-ins begun) is kept apart from
+ * what only a signed-in person creates (codes, tokens), so that a flood of registrations can
+ * evict other registrations but never a member's tokens. */
+#define OPEN_STORE_MAX_ENTRIES 20000
+#define STORE_MAX_ENTRIES 100000
 #define MEMO_MAX_ENTRIES 10000
 #define MEMO_MAX_BYTES (4 << 20)
 
 struct gw_oauth {
-	struct oauth_store *store;
+	struct oauth_store *store;      /* codes and tokens */
+	struct oauth_store *open_store; /* registrations and sign-ins in progress */
 	struct gw_oidc *oidc;
 	struct cache_lru *memo; /* NULL in memory mode */
 };
@@ -33,6 +38,7 @@ struct gw_oauth *gw_oauth_new(struct event_base *base, struct cache_redis *redis
 	struct gw_oauth *o = gw_xcalloc(1, sizeof(*o));
 
 	o->store = oauth_store_new(base, redis, STORE_MAX_ENTRIES);
+	o->open_store = oauth_store_new(base, redis, OPEN_STORE_MAX_ENTRIES);
 	o->oidc = gw_oidc_new(base);
 	if (redis)
 		o->memo = cache_lru_new(MEMO_MAX_ENTRIES, MEMO_MAX_BYTES);
@@ -45,6 +51,7 @@ void gw_oauth_free(struct gw_oauth *o)
 		return;
 	gw_oidc_free(o->oidc);
 	oauth_store_free(o->store);
+	oauth_store_free(o->open_store);
 	if (o->memo)
 		cache_lru_free(o->memo);
 	free(o);
@@ -58,6 +65,11 @@ void gw_oauth_configure(struct gw_oauth *o, const struct gw_config *cfg)
 struct oauth_store *gw_oauth_store(struct gw_oauth *o)
 {
 	return o->store;
+}
+
+struct oauth_store *gw_oauth_open_store(struct gw_oauth *o)
+{
+	return o->open_store;
 }
 
 struct gw_oidc *gw_oauth_oidc(struct gw_oauth *o)

@@ -30,7 +30,11 @@ struct gw_oauth *gw_oauth_new(struct event_base *base, struct cache_redis *redis
 void gw_oauth_free(struct gw_oauth *o);
 /* Takes a (re)loaded config; cfg must stay valid until the next call. */
 void gw_oauth_configure(struct gw_oauth *o, const struct gw_config *cfg);
+/* Codes and tokens (written only for a signed-in member). */
 struct oauth_store *gw_oauth_store(struct gw_oauth *o);
+/* Client registrations and sign-ins in progress (written by anyone). In Redis both are the
+ * same keyspace; in memory they are bounded apart. */
+struct oauth_store *gw_oauth_open_store(struct gw_oauth *o);
 struct gw_oidc *gw_oauth_oidc(struct gw_oauth *o);
 
 /* Access tokens already read from Redis, kept until they expire so that a member's requests do

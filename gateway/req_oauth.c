@@ -62,6 +62,11 @@ static struct oauth_store *store_of(struct gw_req *r)
 	return gw_oauth_store(oauth_of(r));
 }
 
+static struct oauth_store *open_store_of(struct gw_req *r)
+{
+	return gw_oauth_open_store(oauth_of(r));
+}
+
 void gw_req_oauth_release(struct gw_req *r)
 {
 	struct gw_req_oauth *o = r->oauth;
@@ -97,10 +102,10 @@ static const char *param(struct gw_req *r, const char *name)
 		free(v);
 		v = NULL;
 	}
-	if (o->n_params < MAX_PARAMS) {
-		o->params[o->n_params].name = name;
-		o->params[o->n_params++].value = v;
-	}
+	if (o->n_params == MAX_PARAMS)
+		abort(); /* the names asked for are fixed in this file: a programming error */
+	o->params[o->n_params].name = name;
+	o->params[o->n_params++].value = v;
 	return v;
 }
 
@@ -396,7 +401,7 @@ static void do_register(struct gw_req *r)
 	r->oauth->reply = out;
 	text = cJSON_PrintUnformatted(rec);
 	snprintf(r->oauth->key, sizeof(r->oauth->key), "client:%s", client_id);
-	r->oauth->op = oauth_store_put(store_of(r), r->oauth->key, text, strlen(text),
+	r->oauth->op = oauth_store_put(open_store_of(r), r->oauth->key, text, strlen(text),
 				       r->cfg->oauth.client_ttl_s, on_registered, r);
 	gw_info("req=%s oauth: client registered (%s)", r->id,
 		cJSON_IsString(name) ? "named" : "unnamed");
@@ -465,7 +470,7 @@ static void start_sign_in(struct gw_req *r)
 	o->record = rec;
 	text = cJSON_PrintUnformatted(rec);
 	gw_oauth_key(o->key, "signin:", o->secret);
-	o->op = oauth_store_put(store_of(r), o->key, text, strlen(text), GW_OAUTH_PENDING_TTL_S,
+	o->op = oauth_store_put(open_store_of(r), o->key, text, strlen(text), GW_OAUTH_PENDING_TTL_S,
 				on_pending_stored, r);
 	explicit_bzero(text, strlen(text));
 	free(text);
@@ -559,7 +564,7 @@ static void do_authorize(struct gw_req *r)
 		return;
 	}
 	snprintf(r->oauth->key, sizeof(r->oauth->key), "client:%s", client_id);
-	r->oauth->op = oauth_store_get(store_of(r), r->oauth->key, on_authorize_client, r);
+	r->oauth->op = oauth_store_get(open_store_of(r), r->oauth->key, on_authorize_client, r);
 }
 
 /* --- callback: the provider sends the browser back --- */
@@ -680,7 +685,7 @@ static void do_callback(struct gw_req *r)
 		return;
 	}
 	gw_oauth_key(r->oauth->key, "signin:", state);
-	r->oauth->op = oauth_store_take(store_of(r), r->oauth->key, on_callback_pending, r);
+	r->oauth->op = oauth_store_take(open_store_of(r), r->oauth->key, on_callback_pending, r);
 }
 
 /* --- token: codes and refresh tokens become access tokens --- */
@@ -844,7 +849,7 @@ static void do_token(struct gw_req *r)
 		reply_error(r, 400, "invalid_target", "resource must be this gateway's MCP endpoint");
 	else {
 		snprintf(r->oauth->key, sizeof(r->oauth->key), "client:%s", client_id);
-		r->oauth->op = oauth_store_get(store_of(r), r->oauth->key, on_token_client, r);
+		r->oauth->op = oauth_store_get(open_store_of(r), r->oauth->key, on_token_client, r);
 	}
 }
 
