@@ -38,7 +38,7 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/harness.h tests/unit/redis_server.h tests/unit/audit_config.h $(LIB_OBJ)
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/harness.h tests/unit/loop.h tests/unit/redis_server.h tests/unit/audit_config.h $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
 

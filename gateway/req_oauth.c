@@ -226,6 +226,23 @@ static void redirect_error(struct gw_req *r, const char *error, const char *desc
 	evbuffer_free(q);
 }
 
+static void page_store_down(struct gw_req *r);
+static void error_store_down(struct gw_req *r);
+
+/* The start of every store callback: the operation is over; false after answering an outage
+ * (with a page for the browser, or an OAuth error for a client). */
+static bool stored(struct gw_req *r, enum oauth_store_status st, bool page)
+{
+	r->oauth->op = NULL;
+	if (st == OAUTH_STORE_OK)
+		return true;
+	if (page)
+		page_store_down(r);
+	else
+		error_store_down(r);
+	return false;
+}
+
 static void page_store_down(struct gw_req *r)
 {
 	reply_page(r, 503, "Sign-in is unavailable",
@@ -423,11 +440,8 @@ static void on_pending_stored(void *arg, enum oauth_store_status st, const char 
 
 	(void)val;
 	(void)len;
-	r->oauth->op = NULL;
-	if (st != OAUTH_STORE_OK) {
-		page_store_down(r);
+	if (!stored(r, st, true))
 		return;
-	}
 	q = evbuffer_new();
 	if (!q)
 		abort();
@@ -518,11 +532,8 @@ static void on_authorize_client(void *arg, enum oauth_store_status st, const cha
 	const char *challenge = param(r, "code_challenge");
 	cJSON *client;
 
-	o->op = NULL;
-	if (st != OAUTH_STORE_OK) {
-		page_store_down(r);
+	if (!stored(r, st, true))
 		return;
-	}
 	client = val ? cJSON_ParseWithLength(val, len) : NULL;
 	redirect = client ? choose_redirect(r, client) : NULL;
 	if (!redirect) {
@@ -577,11 +588,8 @@ static void on_code_stored(void *arg, enum oauth_store_status st, const char *va
 
 	(void)val;
 	(void)len;
-	r->oauth->op = NULL;
-	if (st != OAUTH_STORE_OK) {
-		page_store_down(r);
+	if (!stored(r, st, true))
 		return;
-	}
 	q = evbuffer_new();
 	if (!q)
 		abort();
@@ -649,11 +657,8 @@ static void on_callback_pending(void *arg, enum oauth_store_status st, const cha
 	struct gw_req_oauth *o = r->oauth;
 	const char *code = param(r, "code");
 
-	o->op = NULL;
-	if (st != OAUTH_STORE_OK) {
-		page_store_down(r);
+	if (!stored(r, st, true))
 		return;
-	}
 	o->record = val ? cJSON_ParseWithLength(val, len) : NULL;
 	if (!record_string(o->record, "redirect_uri") || !record_string(o->record, "verifier")) {
 		reply_page(r, 400, "Sign-in expired",
@@ -699,11 +704,8 @@ static void on_refresh_stored(void *arg, enum oauth_store_status st, const char 
 
 	(void)val;
 	(void)len;
-	o->op = NULL;
-	if (st != OAUTH_STORE_OK) {
-		error_store_down(r);
+	if (!stored(r, st, false))
 		return;
-	}
 	out = cJSON_CreateObject();
 	cJSON_AddStringToObject(out, "access_token", o->access);
 	cJSON_AddStringToObject(out, "token_type", "Bearer");
@@ -723,11 +725,8 @@ static void on_access_stored(void *arg, enum oauth_store_status st, const char *
 
 	(void)val;
 	(void)len;
-	o->op = NULL;
-	if (st != OAUTH_STORE_OK) {
-		error_store_down(r);
+	if (!stored(r, st, false))
 		return;
-	}
 	rec = cJSON_CreateObject();
 	cJSON_AddStringToObject(rec, "member", record_string(o->record, "member"));
 	cJSON_AddStringToObject(rec, "sign_in", record_string(o->record, "sign_in"));
@@ -774,11 +773,8 @@ static void on_grant(void *arg, enum oauth_store_status st, const char *val, siz
 	bool by_code = same(param(r, "grant_type"), "authorization_code");
 	const char *resource = param(r, "resource");
 
-	o->op = NULL;
-	if (st != OAUTH_STORE_OK) {
-		error_store_down(r);
+	if (!stored(r, st, false))
 		return;
-	}
 	cJSON_Delete(o->record);
 	o->record = val ? cJSON_ParseWithLength(val, len) : NULL;
 	if (!record_string(o->record, "member"))
@@ -809,11 +805,8 @@ static void on_token_client(void *arg, enum oauth_store_status st, const char *v
 	const char *secret = param(r, by_code ? "code" : "refresh_token");
 
 	(void)len;
-	o->op = NULL;
-	if (st != OAUTH_STORE_OK) {
-		error_store_down(r);
+	if (!stored(r, st, false))
 		return;
-	}
 	if (!val) {
 		reply_error(r, 401, "invalid_client", "unknown client_id: register the client again");
 		return;

@@ -25,11 +25,11 @@
 #include "cache/redis.h"
 #include "gateway/log.h"
 #include "tests/unit/harness.h"
+#include "tests/unit/loop.h"
 #include "tests/unit/redis_server.h"
 
 #define TIMEOUT_MS 250 /* generous: the machine may be busy; timing is never asserted tightly */
 
-static struct event_base *base;
 
 /* ---- the loop ---- */
 
@@ -41,33 +41,6 @@ static long long now_ms(void)
 	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-static void on_guard(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	*(bool *)arg = true;
-}
-
-/* Runs the loop until *flag is true or max_ms passed; returns *flag. */
-static bool run_until(const bool *flag, long max_ms)
-{
-	bool expired = false;
-	struct event *guard = evtimer_new(base, on_guard, &expired);
-	struct timeval tv = {max_ms / 1000, (max_ms % 1000) * 1000};
-
-	evtimer_add(guard, &tv);
-	while (!*flag && !expired)
-		event_base_loop(base, EVLOOP_ONCE);
-	event_free(guard);
-	return *flag;
-}
-
-static void run_for(long ms)
-{
-	bool never = false;
-
-	run_until(&never, ms);
-}
 
 /* One operation's answer. */
 struct got {

@@ -19,40 +19,11 @@
 #include "gateway/log.h"
 #include "gateway/oauth_store.h"
 #include "tests/unit/harness.h"
+#include "tests/unit/loop.h"
 #include "tests/unit/redis_server.h"
 
 #define TIMEOUT_MS 250
 
-static struct event_base *base;
-
-/* ---- the loop ---- */
-
-static void on_guard(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	*(bool *)arg = true;
-}
-
-static bool run_until(const bool *flag, long max_ms)
-{
-	bool expired = false;
-	struct event *guard = evtimer_new(base, on_guard, &expired);
-	struct timeval tv = {max_ms / 1000, (max_ms % 1000) * 1000};
-
-	evtimer_add(guard, &tv);
-	while (!*flag && !expired)
-		event_base_loop(base, EVLOOP_ONCE);
-	event_free(guard);
-	return *flag;
-}
-
-static void run_for(long ms)
-{
-	bool never = false;
-
-	run_until(&never, ms);
-}
 
 /* ---- answers ---- */
 
