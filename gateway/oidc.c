@@ -25,6 +25,7 @@ struct gw_oidc_op {
 	struct gw_oidc *o;
 	enum op_kind kind;
 	enum op_wait wait;
+	unsigned long since; /* the wake round it began waiting in */
 	TAILQ_ENTRY(gw_oidc_op) link;
 	struct gw_fetch_req *token_req;
 	char *code, *verifier, *nonce;
@@ -48,6 +49,7 @@ struct gw_oidc {
 	struct gw_jwks *jwks;
 	struct gw_fetch_req *discovery, *keys;
 	struct op_list ops;
+	unsigned long round; /* wake rounds so far */
 	unsigned long jwks_fetches;
 };
 
@@ -93,15 +95,24 @@ static struct gw_oidc_op *op_new(struct gw_oidc *o, enum op_kind kind, void *arg
 	return op;
 }
 
-/* Wakes every operation waiting for what: discovery or the keys. The list can change under
- * the walk (an operation ends or starts waiting again), so the walk restarts each time. */
+static void wait_for(struct gw_oidc_op *op, enum op_wait what)
+{
+	op->wait = what;
+	op->since = op->o->round;
+}
+
+/* Wakes every operation that was waiting for what (discovery or the keys) when the answer
+ * came. The list can change under the walk (an operation ends, or starts waiting again: for
+ * keys fetched anew after an unknown kid, which this round must not answer), so the walk
+ * restarts each time. */
 static void wake(struct gw_oidc *o, enum op_wait what)
 {
+	unsigned long round = ++o->round;
 	struct gw_oidc_op *op;
 
 	for (;;) {
 		TAILQ_FOREACH(op, &o->ops, link)
-			if (op->wait == what)
+			if (op->wait == what && op->since < round)
 				break;
 		if (!op)
 			return;
@@ -321,7 +332,7 @@ struct gw_oidc_op *gw_oidc_wait_ready(struct gw_oidc *o, gw_oidc_ready_fn fn, vo
 	struct gw_oidc_op *op = op_new(o, OP_READY, arg);
 
 	op->ready_fn = fn;
-	op->wait = WAIT_DISCOVERY;
+	wait_for(op, WAIT_DISCOVERY);
 	start_discovery(o);
 	if (!o->discovery)
 		defer_failure(op);
@@ -400,7 +411,7 @@ static void verify(struct gw_oidc_op *op)
 	enum gw_jwt_result r;
 
 	if (!o->jwks) {
-		op->wait = WAIT_JWKS;
+		wait_for(op, WAIT_JWKS);
 		start_keys(o);
 		if (!o->keys)
 			op_finish(op, GW_OIDC_UNAVAILABLE, NULL, "cannot fetch the provider's keys");
@@ -410,7 +421,7 @@ static void verify(struct gw_oidc_op *op)
 	if (r == GW_JWT_UNKNOWN_KID && !op->refetched) {
 		/* The provider may have rotated its keys since they were fetched. */
 		op->refetched = true;
-		op->wait = WAIT_JWKS;
+		wait_for(op, WAIT_JWKS);
 		start_keys(o);
 		if (!o->keys)
 			op_finish(op, GW_OIDC_UNAVAILABLE, NULL, "cannot fetch the provider's keys");
@@ -438,11 +449,11 @@ static void op_sign_in_step(struct gw_oidc_op *op)
 			op_finish(op, GW_OIDC_UNAVAILABLE, NULL, "the provider's discovery failed");
 			return;
 		}
-		op->wait = WAIT_DISCOVERY;
+		wait_for(op, WAIT_DISCOVERY);
 		return;
 	}
 	if (!op->id_token) {
-		op->wait = WAIT_TOKEN;
+		wait_for(op, WAIT_TOKEN);
 		op->token_req = fetch_token(op);
 		if (!op->token_req)
 			op_finish(op, GW_OIDC_UNAVAILABLE, NULL, "cannot start the code exchange");
@@ -460,9 +471,9 @@ struct gw_oidc_op *gw_oidc_sign_in(struct gw_oidc *o, const char *code, const ch
 	op->code = gw_xstrdup(code);
 	op->verifier = gw_xstrdup(verifier);
 	op->nonce = gw_xstrdup(nonce);
-	op->wait = WAIT_DISCOVERY;
+	wait_for(op, WAIT_DISCOVERY);
 	if (o->token_endpoint) {
-		op->wait = WAIT_TOKEN;
+		wait_for(op, WAIT_TOKEN);
 		op->token_req = fetch_token(op);
 	} else {
 		start_discovery(o);
