@@ -40,6 +40,8 @@ struct gw_metrics {
 	struct limited *limited;
 	struct histogram gateway, upstream;
 	unsigned long long reloads_ok, reloads_failed;
+	unsigned long long sign_ins[GW_SIGN_IN_RESULTS];
+	unsigned long long tokens_by_code, tokens_by_refresh;
 };
 
 struct gw_metrics *gw_metrics_new(void)
@@ -151,6 +153,19 @@ void gw_metrics_reload(struct gw_metrics *m, bool ok)
 		m->reloads_failed++;
 }
 
+void gw_metrics_sign_in(struct gw_metrics *m, enum gw_metrics_sign_in result)
+{
+	m->sign_ins[result]++;
+}
+
+void gw_metrics_tokens_issued(struct gw_metrics *m, bool refresh)
+{
+	if (refresh)
+		m->tokens_by_refresh++;
+	else
+		m->tokens_by_code++;
+}
+
 /* A label value as the text format wants it: backslash, quote and newline escaped. */
 static void add_escaped(struct evbuffer *out, const char *v)
 {
@@ -202,6 +217,24 @@ static void write_series(struct evbuffer *out, const struct series *s)
 	evbuffer_add_printf(out, "\",status=\"%d\"} %llu\n", s->status, s->count);
 }
 
+static void write_oauth(const struct gw_metrics *m, struct evbuffer *out)
+{
+	static const char *const results[GW_SIGN_IN_RESULTS] = {"ok", "no_member", "invalid_id_token",
+								 "provider_failed"};
+
+	evbuffer_add_printf(out, "# HELP omni_gw_oauth_sign_ins_total Sign-ins through the identity "
+				 "provider by result.\n# TYPE omni_gw_oauth_sign_ins_total counter\n");
+	for (int i = 0; i < GW_SIGN_IN_RESULTS; i++)
+		gw_metrics_line(out, "omni_gw_oauth_sign_ins_total", "result", results[i],
+				(double)m->sign_ins[i]);
+	evbuffer_add_printf(out, "# HELP omni_gw_oauth_tokens_issued_total Access tokens issued by "
+				 "grant.\n# TYPE omni_gw_oauth_tokens_issued_total counter\n");
+	gw_metrics_line(out, "omni_gw_oauth_tokens_issued_total", "grant", "authorization_code",
+			(double)m->tokens_by_code);
+	gw_metrics_line(out, "omni_gw_oauth_tokens_issued_total", "grant", "refresh_token",
+			(double)m->tokens_by_refresh);
+}
+
 void gw_metrics_write(const struct gw_metrics *m, struct evbuffer *out)
 {
 	evbuffer_add_printf(out, "# HELP omni_gw_requests_total Requests by member, method, tool "
@@ -223,4 +256,5 @@ void gw_metrics_write(const struct gw_metrics *m, struct evbuffer *out)
 	gw_metrics_line(out, "omni_gw_config_reloads_total", "result", "ok", (double)m->reloads_ok);
 	gw_metrics_line(out, "omni_gw_config_reloads_total", "result", "failed",
 			(double)m->reloads_failed);
+	write_oauth(m, out);
 }

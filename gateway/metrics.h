@@ -21,6 +21,17 @@ void gw_metrics_request(struct gw_metrics *m, const char *member, const char *me
 void gw_metrics_rate_limited(struct gw_metrics *m, const char *member);
 void gw_metrics_reload(struct gw_metrics *m, bool ok);
 
+/* OAuth: how sign-ins through the identity provider ended, and tokens issued by grant. */
+enum gw_metrics_sign_in {
+	GW_SIGN_IN_OK,
+	GW_SIGN_IN_NO_MEMBER,  /* the person has no member entry (or an unverified email) */
+	GW_SIGN_IN_INVALID,    /* the ID token did not verify */
+	GW_SIGN_IN_PROVIDER,   /* the provider failed or refused the code */
+	GW_SIGN_IN_RESULTS,
+};
+void gw_metrics_sign_in(struct gw_metrics *m, enum gw_metrics_sign_in result);
+void gw_metrics_tokens_issued(struct gw_metrics *m, bool refresh);
+
 /* Writes the gateway's own series (the counters above) to out. */
 void gw_metrics_write(const struct gw_metrics *m, struct evbuffer *out);
 

@@ -13,6 +13,7 @@
 #include "gateway/errors.h"
 #include "gateway/fetch.h"
 #include "gateway/log.h"
+#include "gateway/metrics.h"
 #include "gateway/oauth.h"
 #include "gateway/oauth_store.h"
 #include "gateway/oidc.h"
@@ -55,6 +56,11 @@ struct gw_req_oauth {
 static struct gw_oauth *oauth_of(struct gw_req *r)
 {
 	return gw_server_oauth(gw_conn_server(r->conn));
+}
+
+static struct gw_metrics *metrics_of(struct gw_req *r)
+{
+	return gw_server_metrics(gw_conn_server(r->conn));
 }
 
 static struct oauth_store *store_of(struct gw_req *r)
@@ -613,6 +619,8 @@ static void on_signed_in(void *arg, enum gw_oidc_result result, const cJSON *cla
 
 	o->oidc = NULL;
 	if (result != GW_OIDC_OK) {
+		gw_metrics_sign_in(metrics_of(r), result == GW_OIDC_INVALID ? GW_SIGN_IN_INVALID
+									     : GW_SIGN_IN_PROVIDER);
 		gw_warn("req=%s oauth: sign-in failed: %s", r->id, why);
 		reply_page(r, 502, "Sign-in failed",
 			   result == GW_OIDC_INVALID
@@ -625,6 +633,7 @@ static void on_signed_in(void *arg, enum gw_oidc_result result, const cJSON *cla
 	}
 	m = gw_oauth_member_of(r->cfg, claims, &who, &refused);
 	if (!m) {
+		gw_metrics_sign_in(metrics_of(r), GW_SIGN_IN_NO_MEMBER);
 		gw_info("req=%s oauth: sign-in refused: %s", r->id,
 			refused ? refused : "no member entry for this person");
 		reply_page(r, 403, "No access through this gateway",
@@ -647,6 +656,7 @@ static void on_signed_in(void *arg, enum gw_oidc_result result, const cJSON *cla
 	o->op = oauth_store_put(store_of(r), o->key, text, strlen(text), r->cfg->oauth.code_ttl_s,
 				on_code_stored, r);
 	free(text);
+	gw_metrics_sign_in(metrics_of(r), GW_SIGN_IN_OK);
 	gw_info("req=%s member=%s oauth: signed in", r->id, m->name);
 }
 
@@ -706,6 +716,7 @@ static void on_refresh_stored(void *arg, enum oauth_store_status st, const char 
 	(void)len;
 	if (!stored(r, st, false))
 		return;
+	gw_metrics_tokens_issued(metrics_of(r), !same(param(r, "grant_type"), "authorization_code"));
 	out = cJSON_CreateObject();
 	cJSON_AddStringToObject(out, "access_token", o->access);
 	cJSON_AddStringToObject(out, "token_type", "Bearer");
