@@ -718,6 +718,11 @@ int cache_purge_sync(const struct cache_config *cfg, const char *prefix, long *d
 				      prefix && *prefix ? prefix : CACHE_KEY_NAMESPACE, deleted, err);
 }
 
+struct cache_redis *cache_redis_client(struct cache *c)
+{
+	return c ? c->redis : NULL;
+}
+
 struct cache_redis *cache_redis_of(struct cache *c)
 {
 	return c && c->redis && cache_redis_ready(c->redis) ? c->redis : NULL;

@@ -121,6 +121,9 @@ void cache_flight_wait_cancel(struct cache_flight_wait *wait);
 /* The Redis client under the cache when it is connected (shared counters, such as rate
  * limits across replicas, use it), else NULL. */
 struct cache_redis *cache_redis_of(struct cache *c);
+/* The Redis client whatever its state (NULL when none is configured): for a module that keeps
+ * it and lets its commands fail while Redis is away. */
+struct cache_redis *cache_redis_client(struct cache *c);
 
 /* The counters so far, for metrics. */
 void cache_stats_get(const struct cache *c, struct cache_stats *out);

@@ -362,7 +362,8 @@ struct gw_server *gw_server_new(struct gw_config *cfg, const char *config_path)
 		srv->cache = cache_new(srv->base, cfg->cache);
 	if (cfg->audit)
 		srv->audit = audit_new(srv->base, cfg->audit);
-	srv->oauth = gw_oauth_new(srv->base, srv->cache ? cache_redis_of(srv->cache) : NULL);
+	/* The client, not "the client if connected": it is still connecting now. */
+	srv->oauth = gw_oauth_new(srv->base, cache_redis_client(srv->cache));
 	gw_oauth_configure(srv->oauth, cfg);
 	if (cfg->admin_listen && !(srv->admin = gw_admin_new(srv, srv->base, cfg->admin_listen)))
 		goto fail;

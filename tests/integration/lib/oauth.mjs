@@ -52,12 +52,16 @@ export async function startOidcProvider(env, opts = {}) {
  * public_url/oauth/callback). clientSecret: a string (default: random), or null for a public
  * client; secretVia 'env' (client_secret_env OIDC_CLIENT_SECRET) or 'file' (client_secret_file).
  * oauth is merged over the default oauth block, config over the whole (null deletes a key).
- * The handle is TestEnv.startGateway's plus publicUrl, resource (public_url + mcp_path),
- * clientId, clientSecret, secret(name, value) (adds to env's secrets).
+ * publicUrl: another public_url than the gateway's own address (replicas behind one address,
+ * see startOAuthReplicas); the gateway still listens on its own port.
+ * The handle is TestEnv.startGateway's plus publicUrl, baseUrl (where the helpers here send the
+ * gateway's requests: its own http://127.0.0.1:<port>, equal to publicUrl unless publicUrl was
+ * given), resource (public_url + mcp_path), clientId, clientSecret, secret(name, value) (adds to
+ * env's secrets).
  */
 export async function startOAuthGateway(env, {
   provider, upstreamUrl, members = OAUTH_TEAM, oauth = {}, config = {}, clientId = 'omni-mcp-gateway',
-  clientSecret = `oidc-secret-${randomText(24)}`, secretVia = 'env', name,
+  clientSecret = `oidc-secret-${randomText(24)}`, secretVia = 'env', name, publicUrl: sharedPublicUrl,
 } = {}) {
   if (clientSecret) env.secret(`OIDC client secret of ${clientId}`, clientSecret);
   let secretFile;
@@ -67,7 +71,8 @@ export async function startOAuthGateway(env, {
   }
   for (let attempt = 1; ; attempt++) {
     const port = await closedPort();
-    const publicUrl = `http://127.0.0.1:${port}`;
+    const ownUrl = `http://127.0.0.1:${port}`;
+    const publicUrl = sharedPublicUrl ?? ownUrl;
     provider.addClient({ clientId, clientSecret, redirectUris: [`${publicUrl}/oauth/callback`] });
     const providerBlock = { issuer: provider.issuer, client_id: clientId };
     if (clientSecret && secretVia === 'env') providerBlock.client_secret_env = 'OIDC_CLIENT_SECRET';
@@ -92,6 +97,7 @@ export async function startOAuthGateway(env, {
     }
     let n = 0;
     gw.publicUrl = publicUrl;
+    gw.baseUrl = ownUrl;
     gw.resource = `${publicUrl}${gw.mcpPath}`;
     gw.prmUrl = `${publicUrl}/.well-known/oauth-protected-resource${gw.mcpPath}`;
     gw.clientId = clientId;
@@ -100,6 +106,38 @@ export async function startOAuthGateway(env, {
     return gw;
   }
 }
+
+/**
+ * Replicas of one deployment on one Redis: `count` gateways (named replica-a, replica-b, …,
+ * plus `label`) with a `redis` block (redisUrl, timeout_ms redisTimeoutMs) and the same
+ * oauth.public_url (publicUrl: by default an http://<label>.replicas.test origin that nothing
+ * listens on, as a load balancer's address would be), so the same issuer and resource
+ * (public_url + mcp_path), the same provider client (clientId, one clientSecret) and the same
+ * members. Each listens on its own port: the test sends every request to the replica it
+ * chooses (the helpers here use gw.baseUrl; browse's callbackTo picks the replica that gets
+ * the provider's redirect to public_url/oauth/callback). Other options go to startOAuthGateway.
+ * Resolves, once each replica has logged `redis: connected`, to the handles in order.
+ */
+export async function startOAuthReplicas(env, {
+  redisUrl, redisTimeoutMs = 1000, count = 2, label = '', publicUrl, clientId, config = {},
+  clientSecret = `oidc-secret-${randomText(24)}`, ...opts
+} = {}) {
+  const host = `${label || 'oauth'}.replicas.test`.replace(/[^A-Za-z0-9.-]/g, '-');
+  const shared = publicUrl ?? `http://${host}`;
+  const replicas = [];
+  for (let i = 0; i < count; i++) {
+    const name = `replica-${String.fromCharCode(97 + i)}${label ? `-${label}` : ''}`;
+    replicas.push(await startOAuthGateway(env, {
+      ...opts, name, clientSecret, publicUrl: shared, clientId: clientId ?? `omni-mcp-gateway-${host}`,
+      config: merge({ redis: { url: redisUrl, timeout_ms: redisTimeoutMs } }, config),
+    }));
+  }
+  for (const gw of replicas) await gw.waitForLog(/redis: connected/, { timeoutMs: 15000 });
+  return replicas;
+}
+
+/** Where the test sends gw's requests (its own address; public_url may be nobody's). */
+const baseOf = (gw) => gw.baseUrl ?? gw.publicUrl;
 
 /** A PKCE pair (RFC 7636): a 43-character verifier and its S256 challenge. */
 export function pkcePair() {
@@ -118,7 +156,7 @@ function parseJson(text) {
 
 /** POST /oauth/register with `metadata` (JSON). Resolves to { status, headers, body, json }. */
 export async function registerClient(gw, metadata) {
-  const res = await request(`${gw.publicUrl}/oauth/register`, {
+  const res = await request(`${baseOf(gw)}/oauth/register`, {
     method: 'POST', ca: gw.ca,
     headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
     body: typeof metadata === 'string' ? metadata : JSON.stringify(metadata),
@@ -152,7 +190,7 @@ export function authorizeUrl(gw, { clientId, redirectUri, challenge, state, reso
     response_type: responseType, client_id: clientId, redirect_uri: redirectUri, code_challenge: challenge,
     code_challenge_method: method, state, resource, scope, ...extra,
   };
-  const u = new URL(`${gw.publicUrl}/oauth/authorize`);
+  const u = new URL(`${baseOf(gw)}/oauth/authorize`);
   for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined) u.searchParams.set(k, v);
   return u.href;
 }
@@ -199,17 +237,25 @@ function parseForm(html, base) {
  * redirects within the gateway and the provider (keeping cookies per host, as a browser does),
  * submits the provider's login form once as `user` (action 'allow' or 'deny'), and stops at the
  * first redirect that leaves both (the client's redirect URI: parsed, never fetched) or at a
- * response that is no redirect (a page). Resolves to:
- *   steps        [{ method, url, status, location }]
+ * response that is no redirect (a page). The gateway is gw's public_url and gw.baseUrl; the
+ * provider's redirect back to the gateway is sent to callbackTo's baseUrl (another replica
+ * with the same public_url) when given, else to gw.baseUrl. Resolves to:
+ *   steps        [{ method, url, status, location }] (url: where the request was sent)
  *   page         the last response fetched { status, headers, body, url }
  *   redirect     URL of the client's redirect (or null), with params (object), code, state,
  *                iss, error, errorDescription read from it
  *   toProvider   the gateway's redirect to the provider (URL, or null)
- *   callback     the provider's redirect to the gateway's /oauth/callback (URL, or null)
+ *   callback     the provider's redirect to the gateway's /oauth/callback (URL, or null), as
+ *                the provider sent it
  *   describe()   the steps and the last page, for assertion messages
  */
-export async function browse(url, { gw, provider, user = 'alice', action = 'allow', jar = new Map(), maxSteps = 12 } = {}) {
-  const gwOrigin = new URL(gw.publicUrl).origin;
+export async function browse(url, { gw, provider, user = 'alice', action = 'allow', jar = new Map(), maxSteps = 12, callbackTo } = {}) {
+  const publicOrigin = new URL(gw.publicUrl).origin;
+  const gwOrigins = new Set([publicOrigin, new URL(baseOf(gw)).origin]);
+  if (callbackTo) gwOrigins.add(new URL(baseOf(callbackTo)).origin);
+  const isGateway = (u) => gwOrigins.has(u.origin);
+  // The replica that receives a request the provider sent to the gateway.
+  const callbackBase = baseOf(callbackTo ?? gw);
   const providerOrigin = new URL(provider.url).origin;
   const steps = [];
   let current = new URL(url);
@@ -232,10 +278,15 @@ export async function browse(url, { gw, provider, user = 'alice', action = 'allo
     steps.push({ method, url: current.href, status: res.status, location });
     const page = { status: res.status, headers: res.headers, body: res.body, url: current.href };
     if (res.status >= 300 && res.status < 400 && location) {
-      const next = new URL(location, current);
-      if (next.origin !== gwOrigin && next.origin !== providerOrigin) return ended(gw, steps, page, next, toProvider, callback);
-      if (current.origin === gwOrigin && next.origin === providerOrigin && !toProvider) toProvider = next;
-      if (current.origin === providerOrigin && next.origin === gwOrigin) callback = next;
+      let next = new URL(location, current);
+      if (!isGateway(next) && next.origin !== providerOrigin) return ended(gw, steps, page, next, toProvider, callback);
+      if (isGateway(current) && next.origin === providerOrigin && !toProvider) toProvider = next;
+      if (current.origin === providerOrigin && isGateway(next)) {
+        callback = next;
+        next = new URL(`${next.pathname}${next.search}`, callbackBase);
+      } else if (next.origin === publicOrigin) {
+        next = new URL(`${next.pathname}${next.search}`, baseOf(gw));
+      }
       current = next;
       method = 'GET';
       body = undefined;
@@ -275,7 +326,7 @@ function ended(gw, steps, page, redirect, toProvider, callback) {
 export async function tokenRequest(gw, fields, { headers = {} } = {}) {
   const form = new URLSearchParams();
   for (const [k, v] of Object.entries(fields)) if (v !== null && v !== undefined) form.set(k, v);
-  const res = await request(`${gw.publicUrl}/oauth/token`, {
+  const res = await request(`${baseOf(gw)}/oauth/token`, {
     method: 'POST', ca: gw.ca, body: form.toString(),
     headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json', ...headers },
   });
@@ -298,18 +349,20 @@ export function refreshTokens(gw, { refreshToken, clientId, resource = gw.resour
 /**
  * The whole sign-in of `user` as an MCP client does it: register (unless client is given), a
  * PKCE pair and a state, the browser, then the code exchange (unless exchange is false).
- * Asserts each step worked. Resolves to { client, pkce, state, browser, tokens, tokenResponse }.
+ * Replicas: the provider's redirect goes to callbackTo (browse), the code is exchanged on
+ * exchangeOn (default gw). Asserts each step worked. Resolves to
+ * { client, pkce, state, browser, tokens, tokenResponse }.
  */
-export async function signIn(gw, provider, user, { client, exchange = true, scope } = {}) {
+export async function signIn(gw, provider, user, { client, exchange = true, scope, callbackTo, exchangeOn = gw } = {}) {
   const c = client ?? await register(gw);
   const pkce = pkcePair();
   const state = randomText(12);
   const redirectUri = c.redirect_uris[0];
-  const b = await browse(authorizeUrl(gw, { clientId: c.client_id, redirectUri, challenge: pkce.challenge, state, ...(scope ? { scope } : {}) }), { gw, provider, user });
+  const b = await browse(authorizeUrl(gw, { clientId: c.client_id, redirectUri, challenge: pkce.challenge, state, ...(scope ? { scope } : {}) }), { gw, provider, user, callbackTo });
   assert.ok(b.code, `sign-in of ${user} gave the client no code:\n${b.describe()}`);
   assert.equal(b.state, state, 'state comes back unchanged');
   if (!exchange) return { client: c, pkce, state, browser: b };
-  const tokenResponse = await exchangeCode(gw, { code: b.code, verifier: pkce.verifier, clientId: c.client_id, redirectUri });
+  const tokenResponse = await exchangeCode(exchangeOn, { code: b.code, verifier: pkce.verifier, clientId: c.client_id, redirectUri });
   assert.equal(tokenResponse.status, 200, `token exchange for ${user}: ${tokenResponse.status} ${tokenResponse.body}`);
   return { client: c, pkce, state, browser: b, tokens: tokenResponse.json, tokenResponse };
 }
