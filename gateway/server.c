@@ -353,6 +353,19 @@ struct gw_server *gw_server_new(struct gw_config *cfg, const char *config_path)
 	if (!srv->base || !srv->config_path || !srv->ended || !srv->clients)
 		abort();
 	attach_states(srv, cfg);
+	/* Handlers first: a supervisor may signal as soon as it reads "listening", and a SIGHUP
+	 * without a handler would end the process. They run once the loop does. */
+	srv->sigterm = evsignal_new(srv->base, SIGTERM, on_stop_signal, srv);
+	srv->sigint = evsignal_new(srv->base, SIGINT, on_stop_signal, srv);
+	srv->sighup = evsignal_new(srv->base, SIGHUP, on_reload_signal, srv);
+	srv->sigusr1 = evsignal_new(srv->base, SIGUSR1, on_reopen_signal, srv);
+	srv->drain_timer = evtimer_new(srv->base, on_drain_timeout, srv);
+	if (!srv->sigterm || !srv->sigint || !srv->sighup || !srv->sigusr1 || !srv->drain_timer)
+		abort();
+	evsignal_add(srv->sigusr1, NULL);
+	evsignal_add(srv->sigterm, NULL);
+	evsignal_add(srv->sigint, NULL);
+	evsignal_add(srv->sighup, NULL);
 	if (cfg->tls_cert && !(srv->ssl_ctx = tls_context_new(cfg)))
 		goto fail;
 	if (bind_listener(srv) < 0)
@@ -377,17 +390,6 @@ struct gw_server *gw_server_new(struct gw_config *cfg, const char *config_path)
 		event_add(srv->probe_timer, &every);
 		upstream_probe(srv->upstream, PROBE_EVERY_S);
 	}
-	srv->sigterm = evsignal_new(srv->base, SIGTERM, on_stop_signal, srv);
-	srv->sigint = evsignal_new(srv->base, SIGINT, on_stop_signal, srv);
-	srv->sighup = evsignal_new(srv->base, SIGHUP, on_reload_signal, srv);
-	srv->sigusr1 = evsignal_new(srv->base, SIGUSR1, on_reopen_signal, srv);
-	srv->drain_timer = evtimer_new(srv->base, on_drain_timeout, srv);
-	if (!srv->sigterm || !srv->sigint || !srv->sighup || !srv->sigusr1 || !srv->drain_timer)
-		abort();
-	evsignal_add(srv->sigusr1, NULL);
-	evsignal_add(srv->sigterm, NULL);
-	evsignal_add(srv->sigint, NULL);
-	evsignal_add(srv->sighup, NULL);
 	return srv;
 fail:
 	gw_server_free(srv);
