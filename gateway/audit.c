@@ -5,8 +5,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <hiredis/hiredis.h>
 #include <libgen.h>
+#include <limits.h>
+#include <math.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
@@ -25,7 +28,6 @@
 #include "cache/cache.h"
 #include "cache/redis.h"
 #include "gateway/log.h"
-#include "gateway/auth.h"
 #include "gateway/util.h"
 
 #define RETRY_MS 1000             /* a failing sink is retried this often */
@@ -73,21 +75,59 @@ static bool mono_due(const struct timespec *t)
 	return !ts_before(&now, t);
 }
 
-/* "2024-05-01T12:00:00.123Z": the record time format (`audit tail` parses it). */
+/* "2024-05-01T12:00:00.123Z": the record time format (`audit tail` parses it). Every record
+ * takes one, so the part up to the second is formatted once a second (per thread). */
 static void utc_now(char out[32])
 {
+	static _Thread_local char head[32];
+	static _Thread_local time_t head_sec;
+	static _Thread_local bool have_head;
 	struct timespec ts;
 	struct tm tm;
+	int ms;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out + 19, 13, ".%03dZ", (int)(ts.tv_nsec / 1000000L % 1000));
+	if (!have_head || ts.tv_sec != head_sec) {
+		gmtime_r(&ts.tv_sec, &tm);
+		strftime(head, sizeof(head), "%Y-%m-%dT%H:%M:%S", &tm);
+		head_sec = ts.tv_sec;
+		have_head = true;
+	}
+	ms = (int)(ts.tv_nsec / 1000000L % 1000);
+	memcpy(out, head, 19);
+	out[19] = '.';
+	out[20] = (char)('0' + ms / 100);
+	out[21] = (char)('0' + ms / 10 % 10);
+	out[22] = (char)('0' + ms % 10);
+	out[23] = 'Z';
+	out[24] = '\0';
 }
 
+static EVP_MD *sha256_md;
+
+static void sha256_fetch(void)
+{
+	if (!(sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL)))
+		abort(); /* OpenSSL without SHA-256: nothing could be verified */
+}
+
+/* SHA256() fetches the algorithm anew on every call in OpenSSL 3; the writers hash every line,
+ * so it is fetched once (and kept for the process). */
 void audit_sha256_hex(const void *data, size_t len, char hex[65])
 {
-	gw_auth_sha256_hex(data, len, hex);
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	static const char digits[] = "0123456789abcdef";
+	unsigned char digest[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	pthread_once(&once, sha256_fetch);
+	if (EVP_Digest(data, len, digest, &n, sha256_md, NULL) != 1 || n != 32)
+		abort();
+	for (unsigned int i = 0; i < 32; i++) {
+		hex[2 * i] = digits[digest[i] >> 4];
+		hex[2 * i + 1] = digits[digest[i] & 15];
+	}
+	hex[64] = '\0';
 }
 
 /* ---- configuration ---- */
@@ -411,21 +451,40 @@ static int sink_why(struct sink *s, const char *fmt, ...)
 	return -1;
 }
 
+static char *put(char *o, const char *s, size_t n)
+{
+	memcpy(o, s, n);
+	return o + n;
+}
+
 /* One line for a sink: the body with seq, prev (and chain) appended, and a newline. The hash
  * of the line is taken without the newline. */
 static char *compose_line(const struct job *j, unsigned long long seq, const char *prev,
 			  const char *chain, size_t *len)
 {
-	const char *sep = j->len > 2 ? "," : "";
-	char *line;
+	char digits[24], *line, *o;
+	size_t nd = 0, nc = chain ? strlen(chain) : 0;
 
-	if (chain)
-		line = gw_xasprintf("%.*s%s\"seq\":%llu,\"prev\":\"%s\",\"chain\":\"%s\"}\n",
-				 (int)j->len - 1, j->body, sep, seq, prev, chain);
-	else
-		line = gw_xasprintf("%.*s%s\"seq\":%llu,\"prev\":\"%s\"}\n", (int)j->len - 1, j->body,
-				 sep, seq, prev);
-	*len = strlen(line);
+	do
+		digits[sizeof(digits) - ++nd] = (char)('0' + seq % 10);
+	while ((seq /= 10) > 0);
+	/* body without its '}', ',', "seq":N, ,"prev":"HEX", ,"chain":"ID", }, newline, NUL */
+	line = gw_xcalloc(1, j->len + 8 + nd + 10 + 64 + (chain ? 12 + nc : 0) + 4);
+	o = put(line, j->body, j->len - 1);
+	if (j->len > 2)
+		*o++ = ',';
+	o = put(o, "\"seq\":", 6);
+	o = put(o, digits + sizeof(digits) - nd, nd);
+	o = put(o, ",\"prev\":\"", 9);
+	o = put(o, prev, 64);
+	*o++ = '"';
+	if (chain) {
+		o = put(o, ",\"chain\":\"", 10);
+		o = put(o, chain, nc);
+		*o++ = '"';
+	}
+	o = put(o, "}\n", 2);
+	*len = (size_t)(o - line);
 	return line;
 }
 
@@ -1317,6 +1376,251 @@ int audit_submit(struct audit *a, cJSON *record, audit_done_fn done, void *arg)
 	j->done = done;
 	j->arg = arg;
 	j->ok = true;
+	a->pending++;
+	a->queued++;
+	queue_job(a, j);
+	return 0;
+}
+
+/* ---- records written straight into their line (audit_record_*) ---- */
+
+struct audit_record {
+	const struct audit *a;
+	char *buf; /* "{" and the fields so far; room for a NUL is kept */
+	size_t len, cap;
+	bool has_time;
+};
+
+static void rec_reserve(struct audit_record *rec, size_t more)
+{
+	if (rec->len + more < rec->cap)
+		return;
+	while (rec->len + more >= rec->cap)
+		rec->cap *= 2;
+	if (!(rec->buf = realloc(rec->buf, rec->cap)))
+		abort();
+}
+
+static void rec_add(struct audit_record *rec, const char *s, size_t n)
+{
+	rec_reserve(rec, n);
+	memcpy(rec->buf + rec->len, s, n);
+	rec->len += n;
+}
+
+/* A string as cJSON prints it: '"', '\\' and the bytes below 32 escaped (\b \f \n \r \t or
+ * \u00xx), every other byte as it is. */
+static void rec_string(struct audit_record *rec, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s);
+	char *o;
+
+	rec_reserve(rec, 6 * n + 2);
+	o = rec->buf + rec->len;
+	*o++ = '"';
+	for (; *p; p++) {
+		if (*p > 31 && *p != '"' && *p != '\\') {
+			*o++ = (char)*p;
+			continue;
+		}
+		*o++ = '\\';
+		switch (*p) {
+		case '"': case '\\': *o++ = (char)*p; break;
+		case '\b': *o++ = 'b'; break;
+		case '\f': *o++ = 'f'; break;
+		case '\n': *o++ = 'n'; break;
+		case '\r': *o++ = 'r'; break;
+		case '\t': *o++ = 't'; break;
+		default:
+			o = put(o, "u00", 3);
+			*o++ = hex[*p >> 4];
+			*o++ = hex[*p & 15];
+		}
+	}
+	*o++ = '"';
+	rec->len = (size_t)(o - rec->buf);
+}
+
+/* A number as cJSON 1.7.15 prints it: "%1.15g", or "%1.17g" when that does not read back as
+ * the same double; null for NaN and infinities. Whole numbers below 10^15, which is what "%1.15g"
+ * prints as plain digits, are written without printf. */
+static void rec_number(struct audit_record *rec, double d)
+{
+	char out[32];
+	int n;
+
+	if (isnan(d) || isinf(d)) {
+		rec_add(rec, "null", 4);
+		return;
+	}
+	if (d > -1e15 && d < 1e15 && d == (double)(long long)d && (d != 0 || !signbit(d))) {
+		long long v = (long long)d;
+		unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+
+		n = 0;
+		do
+			out[sizeof(out) - ++n] = (char)('0' + u % 10);
+		while ((u /= 10) > 0);
+		if (v < 0)
+			out[sizeof(out) - ++n] = '-';
+		rec_add(rec, out + sizeof(out) - n, (size_t)n);
+		return;
+	}
+	n = snprintf(out, sizeof(out), "%1.15g", d);
+	{
+		double back = strtod(out, NULL), diff = back - d, a = back < 0 ? -back : back;
+		double b = d < 0 ? -d : d;
+
+		if (diff < 0)
+			diff = -diff;
+		if (!(diff <= (a > b ? a : b) * DBL_EPSILON)) /* cJSON's compare_double */
+			n = snprintf(out, sizeof(out), "%1.17g", d);
+	}
+	rec_add(rec, out, (size_t)n);
+}
+
+static bool redacted(const struct audit *a, const char *name)
+{
+	for (size_t i = 0; a && i < a->cfg.redact.n; i++)
+		if (strcmp(a->cfg.redact.items[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* Writes the field's name (plain: it needs no escaping); false when its value is not to be
+ * written: the field is one the module adds itself (dropped), or it was written as
+ * "[redacted]". */
+static bool rec_field(struct audit_record *rec, const char *name)
+{
+	size_t n = strlen(name);
+	char *o;
+
+	if ((name[0] == 's' && strcmp(name, "seq") == 0) ||
+	    (name[0] == 'p' && strcmp(name, "prev") == 0) ||
+	    (name[0] == 'c' && strcmp(name, "chain") == 0))
+		return false;
+	if (name[0] == 't' && strcmp(name, "time") == 0)
+		rec->has_time = true;
+	rec_reserve(rec, n + 4);
+	o = rec->buf + rec->len;
+	if (rec->len > 1)
+		*o++ = ',';
+	*o++ = '"';
+	o = put(o, name, n);
+	o = put(o, "\":", 2);
+	rec->len = (size_t)(o - rec->buf);
+	if (!redacted(rec->a, name))
+		return true;
+	rec_string(rec, "[redacted]");
+	return false;
+}
+
+struct audit_record *audit_record_new(const struct audit *a)
+{
+	struct audit_record *rec = gw_xcalloc(1, sizeof(*rec));
+
+	rec->a = a;
+	rec->cap = 1024;
+	if (!(rec->buf = malloc(rec->cap)))
+		abort();
+	rec->buf[0] = '{';
+	rec->len = 1;
+	return rec;
+}
+
+void audit_record_string(struct audit_record *rec, const char *name, const char *value)
+{
+	if (!rec_field(rec, name))
+		return;
+	if (value)
+		rec_string(rec, value);
+	else
+		rec_add(rec, "null", 4);
+}
+
+void audit_record_number(struct audit_record *rec, const char *name, double value)
+{
+	if (rec_field(rec, name))
+		rec_number(rec, value);
+}
+
+void audit_record_bool(struct audit_record *rec, const char *name, bool value)
+{
+	if (rec_field(rec, name))
+		rec_add(rec, value ? "true" : "false", value ? 4 : 5);
+}
+
+void audit_record_null(struct audit_record *rec, const char *name)
+{
+	if (rec_field(rec, name))
+		rec_add(rec, "null", 4);
+}
+
+/* value printed by cJSON itself (into the line when it fits), with the redact paths inside
+ * the field applied to a copy. */
+void audit_record_json(struct audit_record *rec, const char *name, const cJSON *value)
+{
+	size_t n = strlen(name), room;
+	cJSON *copy = NULL;
+	char *text;
+
+	if (!rec_field(rec, name))
+		return;
+	if (!value) {
+		rec_add(rec, "null", 4);
+		return;
+	}
+	for (size_t i = 0; rec->a && i < rec->a->cfg.redact.n; i++) {
+		const char *path = rec->a->cfg.redact.items[i];
+
+		if (strncmp(path, name, n) != 0 || path[n] != '.')
+			continue;
+		if (!copy && !(copy = cJSON_Duplicate(value, true)))
+			abort();
+		redact_path(copy, path + n + 1);
+	}
+	if (copy)
+		value = copy;
+	rec_reserve(rec, 256);
+	room = rec->cap - rec->len;
+	if (room <= INT_MAX &&
+	    cJSON_PrintPreallocated((cJSON *)value, rec->buf + rec->len, (int)room, false)) {
+		rec->len += strlen(rec->buf + rec->len);
+	} else {
+		if (!(text = cJSON_PrintUnformatted(value)))
+			abort();
+		rec_add(rec, text, strlen(text));
+		free(text);
+	}
+	cJSON_Delete(copy);
+}
+
+int audit_submit_record(struct audit *a, struct audit_record *rec, audit_done_fn done, void *arg)
+{
+	struct job *j;
+	char now[32];
+
+	if (!audit_accepting(a)) {
+		free(rec->buf);
+		free(rec);
+		atomic_fetch_add(&a->dropped, 1);
+		return -1;
+	}
+	if (!rec->has_time && rec_field(rec, "time")) {
+		utc_now(now);
+		rec_string(rec, now);
+	}
+	rec_add(rec, "}", 1);
+	rec->buf[rec->len] = '\0';
+	j = gw_xcalloc(1, sizeof(*j));
+	j->body = rec->buf;
+	j->len = rec->len;
+	j->done = done;
+	j->arg = arg;
+	j->ok = true;
+	free(rec);
 	a->pending++;
 	a->queued++;
 	queue_job(a, j);

@@ -102,6 +102,25 @@ void audit_free(struct audit *a);
  * dropped; done is not called): the caller applies on_failure. */
 int audit_submit(struct audit *a, cJSON *record, audit_done_fn done, void *arg);
 
+/* A record written field by field straight into its line, for the gateway's own records on the
+ * loop: no cJSON tree to build, print and free. The line is byte for byte what audit_submit
+ * writes for a cJSON object holding the same fields in the same order (cJSON's escaping and
+ * number format, "time" added when absent, the redact paths applied, "seq", "prev" and
+ * "chain" dropped). Names are the record's plain field names (no escaping needed). */
+struct audit_record;
+
+/* A new record for a (its redact paths apply); a may be NULL (nothing is redacted). */
+struct audit_record *audit_record_new(const struct audit *a);
+/* A string, or null when value is NULL. */
+void audit_record_string(struct audit_record *rec, const char *name, const char *value);
+void audit_record_number(struct audit_record *rec, const char *name, double value);
+void audit_record_bool(struct audit_record *rec, const char *name, bool value);
+void audit_record_null(struct audit_record *rec, const char *name);
+/* A copy of value as cJSON prints it, or null when value is NULL. */
+void audit_record_json(struct audit_record *rec, const char *name, const cJSON *value);
+/* audit_submit for a record made with audit_record_new; takes rec (always). */
+int audit_submit_record(struct audit *a, struct audit_record *rec, audit_done_fn done, void *arg);
+
 /* False while a sink is failing or the queue is full. With on_failure "refuse" the gateway
  * answers data queries with a 503 while this is false. A failing sink is retried every second:
  * reopened (reconnected), then proven by writing an "audit_sink_recovered" record that says
