@@ -8,6 +8,7 @@
 
 struct gw_inspect {
 	gw_inspect_fn fn;
+	gw_rpc_answer_fn read; /* instead of fn: only reads */
 	void *arg;
 	struct gw_sse sse;
 };
@@ -21,6 +22,14 @@ struct gw_inspect *gw_inspect_new(gw_inspect_fn fn, void *arg)
 	in->fn = fn;
 	in->arg = arg;
 	gw_sse_init(&in->sse);
+	return in;
+}
+
+struct gw_inspect *gw_inspect_new_reader(gw_rpc_answer_fn fn, void *arg)
+{
+	struct gw_inspect *in = gw_inspect_new(NULL, arg);
+
+	in->read = fn;
 	return in;
 }
 
@@ -51,8 +60,12 @@ static bool visit(struct gw_inspect *in, cJSON *json)
 static void one_event(struct gw_inspect *in, const char *ev, size_t len, struct evbuffer *out)
 {
 	char *data = gw_sse_data(ev, len), *text;
-	cJSON *json = data ? cJSON_Parse(data) : NULL;
+	cJSON *json = NULL;
 
+	if (data && in->read)
+		gw_rpc_read_answers(data, strlen(data), true, in->read, in->arg);
+	else if (data)
+		json = cJSON_Parse(data);
 	if (json && visit(in, json)) {
 		text = cJSON_PrintUnformatted(json);
 		if (!text)
@@ -99,12 +112,17 @@ void gw_inspect_sse_events(const cJSON *extra, struct evbuffer *out)
 void gw_inspect_json(struct gw_inspect *in, const char *body, size_t len, const cJSON *extra,
 		     struct evbuffer *out)
 {
-	cJSON *json = cJSON_ParseWithLength(body, len);
-	bool changed = json && visit(in, json);
-	bool add = json && extra && cJSON_GetArraySize(extra) > 0;
+	cJSON *json = NULL;
+	bool changed, add;
 	const cJSON *el;
 	char *text;
 
+	if (in->read)
+		gw_rpc_read_answers(body, len, false, in->read, in->arg);
+	else
+		json = cJSON_ParseWithLength(body, len);
+	changed = json && visit(in, json);
+	add = json && extra && cJSON_GetArraySize(extra) > 0;
 	if (!changed && !add) {
 		evbuffer_add(out, body, len);
 		cJSON_Delete(json);

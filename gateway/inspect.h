@@ -10,12 +10,19 @@
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
 
+#include "gateway/rpc.h"
+
 /* Called for each JSON-RPC message; returns true when it changed msg. */
 typedef bool (*gw_inspect_fn)(void *arg, cJSON *msg);
 
 struct gw_inspect;
 
 struct gw_inspect *gw_inspect_new(gw_inspect_fn fn, void *arg);
+
+/* An inspection that only reads: every byte passes unchanged, and fn gets what the audit reads
+ * of each message (gw_rpc_read_answers), without a cJSON tree built. For responses no step
+ * changes: gw_inspect_json's extra must be NULL then. */
+struct gw_inspect *gw_inspect_new_reader(gw_rpc_answer_fn fn, void *arg);
 
 void gw_inspect_free(struct gw_inspect *in);
 

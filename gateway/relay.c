@@ -103,6 +103,38 @@ static bool on_response_message(void *arg, cJSON *msg)
 	return false;
 }
 
+/* on_response_message for a response that is only read (see reads_only): the same steps, on
+ * what the scan read of a message. */
+static void on_response_read(void *arg, const struct gw_rpc_answer *a)
+{
+	struct gw_req *r = arg;
+
+	if (a->method) {
+		if (a->list_changed)
+			gw_req_cache_tools_changed(r);
+		return;
+	}
+	if (r->cfg->audit) {
+		struct gw_rpc_msg *m = gw_rpc_find(r->rpc, a->id);
+
+		if (m)
+			gw_rpc_note(m, a, m->tool && cache_tool_is_data_query(m->tool));
+	}
+}
+
+/* Whether nothing in the response changes or is kept (no tools/list to filter, no answers of
+ * the gateway to add, none to cache): it is then only read, for the audit, without a tree. */
+static bool reads_only(const struct gw_req *r)
+{
+	return !r->inspect_tools_list && !r->answers && !r->cache_key;
+}
+
+static struct gw_inspect *inspect_new(struct gw_req *r)
+{
+	return reads_only(r) ? gw_inspect_new_reader(on_response_read, r)
+			     : gw_inspect_new(on_response_message, r);
+}
+
 static bool has_tool_call(const struct gw_req *r)
 {
 	for (size_t i = 0; r->rpc && i < r->rpc->n; i++)
@@ -169,27 +201,63 @@ static void note_session_end(struct gw_req *r, int status)
 		gw_server_session_ended(gw_conn_server(r->conn), session);
 }
 
+static char *put(char *o, const char *s, size_t n)
+{
+	memcpy(o, s, n);
+	return o + n;
+}
+
+/* v in decimal ("%lld", without printf on every response). */
+static char *put_num(char *o, long long v)
+{
+	char digits[24];
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+	size_t n = 0;
+
+	do
+		digits[sizeof(digits) - ++n] = (char)('0' + u % 10);
+	while ((u /= 10) > 0);
+	if (v < 0)
+		*o++ = '-';
+	return put(o, digits + sizeof(digits) - n, n);
+}
+
 static void write_head(struct gw_req *r, int status, struct evbuffer *headers,
 		       long long content_length)
 {
 	struct evbuffer *out = gw_conn_output(r->conn);
+	const char *reason = gw_http_reason(status);
+	size_t reason_len = strlen(reason);
+	char line[128], *o;
 
 	if (r->head.minor == 0)
 		r->keep_alive = false; /* HTTP/1.0: the body ends when the connection does */
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, gw_http_reason(status));
+	if (reason_len > sizeof(line) - 32)
+		reason_len = sizeof(line) - 32; /* the reasons are short; never more than fits */
+	o = put(line, "HTTP/1.1 ", 9);
+	o = put_num(o, status);
+	*o++ = ' ';
+	o = put(o, reason, reason_len);
+	o = put(o, "\r\n", 2);
+	evbuffer_add(out, line, (size_t)(o - line));
 	evbuffer_add_buffer(out, headers);
-	evbuffer_add_printf(out, "X-Request-Id: %s\r\n", r->id);
+	o = put(line, "X-Request-Id: ", 14);
+	o = put(o, r->id, strlen(r->id));
+	o = put(o, "\r\n", 2);
 	if (status == 204 || status == 304) {
 		/* no body */
 	} else if (content_length >= 0) {
-		evbuffer_add_printf(out, "Content-Length: %lld\r\n", content_length);
+		o = put(o, "Content-Length: ", 16);
+		o = put_num(o, content_length);
+		o = put(o, "\r\n", 2);
 	} else if (r->head.minor == 1) {
-		evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+		o = put(o, "Transfer-Encoding: chunked\r\n", 28);
 		r->chunked = true;
 	}
 	if (!r->keep_alive)
-		evbuffer_add_printf(out, "Connection: close\r\n");
-	evbuffer_add(out, "\r\n", 2);
+		o = put(o, "Connection: close\r\n", 19);
+	o = put(o, "\r\n", 2);
+	evbuffer_add(out, line, (size_t)(o - line));
 	r->head_sent = true;
 }
 
@@ -200,8 +268,17 @@ static void write_body(struct gw_req *r, const void *data, size_t len)
 
 	if (len == 0)
 		return;
-	if (r->chunked)
-		evbuffer_add_printf(out, "%zx\r\n", len);
+	if (r->chunked) {
+		static const char hex[] = "0123456789abcdef";
+		char size[24];
+		size_t n = 2;
+
+		size[sizeof(size) - 2] = '\r';
+		size[sizeof(size) - 1] = '\n';
+		for (size_t v = len; v > 0; v >>= 4)
+			size[sizeof(size) - ++n] = hex[v & 15];
+		evbuffer_add(out, size + sizeof(size) - n, n); /* "%zx\r\n" */
+	}
 	evbuffer_add(out, data, len);
 	if (r->chunked)
 		evbuffer_add(out, "\r\n", 2);
@@ -249,7 +326,7 @@ static void on_upstream_head(void *arg, int status, struct evbuffer *headers,
 	} else if (inspect && has_content_type(headers, "text/event-stream")) {
 		struct evbuffer *events = evbuffer_new();
 
-		r->inspect = gw_inspect_new(on_response_message, r);
+		r->inspect = inspect_new(r);
 		write_head(r, status, headers, -1); /* the body changes: its length is unknown */
 		if (!events)
 			abort();
@@ -258,7 +335,7 @@ static void on_upstream_head(void *arg, int status, struct evbuffer *headers,
 		evbuffer_free(events);
 	} else if (inspect) {
 		/* JSON (or a 202 without body while the gateway has answers to add): held whole. */
-		r->inspect = gw_inspect_new(on_response_message, r);
+		r->inspect = inspect_new(r);
 		r->held = evbuffer_new();
 		r->held_headers = evbuffer_new();
 		if (!r->held || !r->held_headers)
@@ -369,6 +446,20 @@ static void release_held(struct gw_req *r)
 	evbuffer_free(body);
 }
 
+#define ONE_RECORD (16 << 10) /* the most a TLS record carries */
+
+/* bufferevent_openssl writes one TLS record, and one write(), per buffer chain, and a small
+ * answer is written in three (status line, moved header lines, body): what is still waiting
+ * goes out in one piece when it fits one record. The bytes are the same. */
+static void coalesce(struct gw_req *r)
+{
+	struct evbuffer *out = gw_conn_output(r->conn);
+	size_t len = evbuffer_get_length(out);
+
+	if (len > 0 && len <= ONE_RECORD)
+		evbuffer_pullup(out, -1);
+}
+
 /* The rest of a successful answer, and its end. */
 static void complete(struct gw_req *r)
 {
@@ -385,6 +476,7 @@ static void complete(struct gw_req *r)
 	}
 	if (r->chunked)
 		evbuffer_add(gw_conn_output(r->conn), "0\r\n\r\n", 5);
+	coalesce(r);
 	gw_req_finish(r, true);
 }
 
@@ -479,5 +571,6 @@ void gw_relay_answer_cached(struct gw_req *r, const char *result, size_t len)
 	cJSON_Delete(msg);
 	evbuffer_free(headers);
 	evbuffer_free(body);
+	coalesce(r);
 	gw_req_finish(r, true);
 }

@@ -47,14 +47,6 @@ bool gw_req_audit_refuses(struct gw_req *r)
 	       gw_req_has_data_query(r) && !audit_accepting(a);
 }
 
-static void add_string(cJSON *rec, const char *name, const char *value)
-{
-	if (value)
-		cJSON_AddStringToObject(rec, name, value);
-	else
-		cJSON_AddNullToObject(rec, name);
-}
-
 /* The header after initialize; the version the client asks for in initialize itself. */
 static const char *protocol_version(const struct gw_req *r, const struct gw_rpc_msg *m)
 {
@@ -68,49 +60,50 @@ static const char *protocol_version(const struct gw_req *r, const struct gw_rpc_
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static cJSON *record_of(struct gw_req *r, const struct gw_rpc_msg *m, long duration_ms)
+/* The record of m (NULL: of the request as a whole), written straight into its line. */
+static struct audit_record *record_of(struct gw_req *r, const struct gw_rpc_msg *m,
+				      long duration_ms)
 {
-	cJSON *rec = cJSON_CreateObject();
+	struct audit_record *rec = audit_record_new(audit_of(r));
+	const char *session = gw_http_header(&r->head, "mcp-session-id");
 	const struct gw_session_client *client =
-	    gw_server_session_client(gw_conn_server(r->conn), gw_http_header(&r->head, "mcp-session-id"));
+	    gw_server_session_client(gw_conn_server(r->conn), session);
 
-	if (!rec)
-		abort();
-	add_string(rec, "request_id", r->id);
-	add_string(rec, "member", r->member ? r->member->name : NULL);
-	add_string(rec, "omni_user_id", r->ident.user_id);
-	add_string(rec, "credential", !r->ident.credential ? NULL : r->ident.org_key ? "org_key" : "pat");
-	add_string(rec, "client_addr", gw_conn_peer(r->conn));
-	add_string(rec, "client_name", client ? client->name : r->client_name);
-	add_string(rec, "client_version", client ? client->version : r->client_version);
-	add_string(rec, "session_id", gw_http_header(&r->head, "mcp-session-id"));
-	add_string(rec, "protocol_version", protocol_version(r, m));
-	add_string(rec, "method", m ? m->method : NULL);
-	add_string(rec, "tool", m ? m->tool : NULL);
+	audit_record_string(rec, "request_id", r->id);
+	audit_record_string(rec, "member", r->member ? r->member->name : NULL);
+	audit_record_string(rec, "omni_user_id", r->ident.user_id);
+	audit_record_string(rec, "credential",
+			    !r->ident.credential ? NULL : r->ident.org_key ? "org_key" : "pat");
+	audit_record_string(rec, "client_addr", gw_conn_peer(r->conn));
+	audit_record_string(rec, "client_name", client ? client->name : r->client_name);
+	audit_record_string(rec, "client_version", client ? client->version : r->client_version);
+	audit_record_string(rec, "session_id", session);
+	audit_record_string(rec, "protocol_version", protocol_version(r, m));
+	audit_record_string(rec, "method", m ? m->method : NULL);
+	audit_record_string(rec, "tool", m ? m->tool : NULL);
 	if (m && m->arguments)
-		cJSON_AddItemToObject(rec, "arguments", cJSON_Duplicate(m->arguments, true));
-	add_string(rec, "model", r->decision.model_id);
-	add_string(rec, "topic", r->decision.topic_name);
-	add_string(rec, "decision", (m && m->denied) || r->status >= 400 ? "deny" : "allow");
-	add_string(rec, "rule", m && m->rule ? m->rule : NULL);
-	cJSON_AddNumberToObject(rec, "http_status", r->status);
+		audit_record_json(rec, "arguments", m->arguments);
+	audit_record_string(rec, "model", r->decision.model_id);
+	audit_record_string(rec, "topic", r->decision.topic_name);
+	audit_record_string(rec, "decision", (m && m->denied) || r->status >= 400 ? "deny" : "allow");
+	audit_record_string(rec, "rule", m && m->rule ? m->rule : NULL);
+	audit_record_number(rec, "http_status", r->status);
 	if (m && m->rpc_error)
-		cJSON_AddNumberToObject(rec, "rpc_error", m->rpc_error);
+		audit_record_number(rec, "rpc_error", m->rpc_error);
 	else if (r->rpc_error)
-		cJSON_AddNumberToObject(rec, "rpc_error", r->rpc_error);
+		audit_record_number(rec, "rpc_error", r->rpc_error);
 	else
-		cJSON_AddNullToObject(rec, "rpc_error");
-	cJSON_AddBoolToObject(rec, "is_error", m && m->is_error);
-	cJSON_AddNumberToObject(rec, "response_bytes", (double)r->bytes_out);
-	cJSON_AddNumberToObject(rec, "duration_ms", duration_ms);
-	cJSON_AddBoolToObject(rec, "cache_hit", r->cache_hit);
+		audit_record_null(rec, "rpc_error");
+	audit_record_bool(rec, "is_error", m && m->is_error);
+	audit_record_number(rec, "response_bytes", (double)r->bytes_out);
+	audit_record_number(rec, "duration_ms", duration_ms);
+	audit_record_bool(rec, "cache_hit", r->cache_hit);
 	if (m && is_data_query(m)) {
-		cJSON_AddItemToObject(rec, "omni_query", m->omni_query ? cJSON_Duplicate(m->omni_query, true)
-								   : cJSON_CreateNull());
+		audit_record_json(rec, "omni_query", m->omni_query);
 		if (m->rows >= 0)
-			cJSON_AddNumberToObject(rec, "rows", m->rows);
+			audit_record_number(rec, "rows", m->rows);
 		else
-			cJSON_AddNullToObject(rec, "rows");
+			audit_record_null(rec, "rows");
 	}
 	return rec;
 }
@@ -160,7 +153,7 @@ bool gw_req_audit(struct gw_req *r, long duration_ms, void (*then)(struct gw_req
 		if ((m && !recorded(m)) || (!m && n > 0))
 			continue;
 		t->pending++;
-		if (audit_submit(a, record_of(r, m, duration_ms), on_record_done, t) < 0) {
+		if (audit_submit_record(a, record_of(r, m, duration_ms), on_record_done, t) < 0) {
 			t->pending--;
 			t->ok = false;
 			gw_warn("req=%s member=%s audit record not written: the audit is failing",

@@ -1,6 +1,7 @@
 /* The JSON-RPC view of a POST body: one message or a 2025-03-26 batch array, each element
  * classified (request, notification, response) with its method, tool and arguments. Parsed
- * once per POST; the policy, the cache and the audit read this view, never the raw bytes. */
+ * once per POST; the policy, the cache and the audit read this view, never the raw bytes.
+ * Also what the audit notes of the answers to it (gw_rpc_read_answers, gw_rpc_note). */
 #ifndef GW_RPC_H
 #define GW_RPC_H
 
@@ -55,9 +56,32 @@ char *gw_rpc_allowed_body(const struct gw_rpc *rpc, size_t *len);
 /* The request message of rpc whose id is id, or NULL. */
 struct gw_rpc_msg *gw_rpc_find(struct gw_rpc *rpc, const cJSON *id);
 
-/* Notes what answer (a JSON-RPC response to m) says for the audit: its error code, isError,
- * and for a data query the generated Omni query and the row count, read from the tool
- * result's text content ({topic, query, result, ...}) when it carries them. */
+/* What the audit reads of one JSON-RPC message of an answer (the first of each name, as
+ * cJSON's lookups find it). */
+struct gw_rpc_answer {
+	bool method;       /* a request or notification from the server: its method is a string */
+	bool list_changed; /* that method is notifications/tools/list_changed */
+	const cJSON *id;   /* NULL when it has none */
+	bool has_code;     /* error.code is a number: code is its valueint */
+	int code;
+	bool is_error;     /* result.isError is true */
+	const char *text;  /* the first string text of result.content, or NULL */
+};
+
+typedef void (*gw_rpc_answer_fn)(void *arg, const struct gw_rpc_answer *a);
+
+/* Reads an answer's JSON, one message or a batch array, without building a tree: when cJSON
+ * would parse body[0..len) (cstring: body is a NUL-terminated text, read as cJSON_Parse reads
+ * it; else as cJSON_ParseWithLength does), calls fn for each message object in order and
+ * returns true; else returns false without calling it. */
+bool gw_rpc_read_answers(const char *body, size_t len, bool cstring, gw_rpc_answer_fn fn,
+			 void *arg);
+
+/* Notes what a (the answer to m) says for the audit: its error code, isError, and for a data
+ * query the generated Omni query and the row count, read from the text content ({topic,
+ * query, result, ...}) when it carries them. */
+void gw_rpc_note(struct gw_rpc_msg *m, const struct gw_rpc_answer *a, bool data_query);
+/* The same from a parsed answer. */
 void gw_rpc_note_answer(struct gw_rpc_msg *m, const cJSON *answer, bool data_query);
 
 #endif
