@@ -1,0 +1,212 @@
+#!/usr/bin/env node
+// Instructions per request, counted by callgrind: the gateway (TLS, 3 members, policy, audit to a
+// file, cache off) in front of a canned nginx upstream, BENCH_N requests of one shape sent after
+// a warm-up over BENCH_C kept-alive connections. Counts are deterministic to about 1%, so two
+// builds can be compared on a busy machine. Prints the total and the top functions per request;
+// asserts nothing.
+//
+//   GATEWAY_BIN=build/omni-mcp-gateway BENCH_N=2000 BENCH_C=4 node tests/bench/callgrind.mjs
+//   BENCH_TOOL=pickModel BENCH_FRAMING=sse BENCH_TOP=30 KEEP_TMP=1 node tests/bench/callgrind.mjs
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs';
+import https from 'node:https';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeCerts } from '../integration/lib/certs.mjs';
+import { gatewayBin } from '../integration/lib/paths.mjs';
+import { closedPort, newMemberToken } from '../integration/lib/util.mjs';
+
+const N = Number(process.env.BENCH_N ?? 2000);
+const C = Number(process.env.BENCH_C ?? 4);
+const WARM = Number(process.env.BENCH_WARM ?? 20);
+const TOOL = process.env.BENCH_TOOL ?? 'getData';
+const FRAMING = process.env.BENCH_FRAMING ?? 'json';
+const TOP = Number(process.env.BENCH_TOP ?? 25);
+
+const MEMBERS = ['alice', 'bob', 'carol'].map((name, i) => ({
+  name, ...newMemberToken(), pat: `omni_pat_bench_${name}_${i}`, userId: `u-bench-${name}`,
+}));
+// The canned getData answer of proxy.mjs: a query and 10 rows as Omni's text content.
+const CANNED_DATA = {
+  modelId: '4f1c2a8e-5b0d-4e8a-9c61-2f7d3a1b9e10',
+  topic: 'orders',
+  query: { table: 'orders', fields: ['orders.month', 'customers.name', 'orders.revenue'], filters: {},
+    sorts: [{ column_name: 'orders.revenue', sort_descending: true }], limit: 10 },
+  result: Array.from({ length: 10 }, (_, i) => ({ 'orders.month': `2025-${String(i + 1).padStart(2, '0')}`,
+    'customers.name': `Customer ${i + 1}`, 'orders.revenue': 100000 - i * 7919 })),
+};
+const CANNED_JSON = JSON.stringify({ jsonrpc: '2.0', id: 1, result: {
+  content: [{ type: 'text', text: JSON.stringify(CANNED_DATA) }], isError: false } });
+const CANNED_SSE = `event: message\ndata: ${CANNED_JSON}\n\n`;
+const BODY = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: TOOL,
+  arguments: { prompt: 'Revenue by month for 2025, top 10 customers', topicName: 'orders' } } });
+
+const children = new Set();
+process.on('exit', () => { for (const c of children) try { c.kill('SIGKILL'); } catch { /* gone */ } });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const readText = (f) => (existsSync(f) ? readFileSync(f, 'utf8') : '');
+
+function run(cmd, args, { stdout = 'ignore', env = process.env } = {}) {
+  const child = spawn(cmd, args, { stdio: ['ignore', stdout, stdout], env });
+  children.add(child);
+  child.exited = new Promise((r) => child.on('exit', (code, signal) => { children.delete(child); r({ code, signal }); }));
+  return child;
+}
+
+async function waitFor(what, fn, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+const tcpOpen = (port) => new Promise((resolve) => {
+  const s = net.connect(port, '127.0.0.1');
+  s.on('connect', () => { s.destroy(); resolve(true); });
+  s.on('error', () => resolve(false));
+});
+
+const nginxQuote = (s) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\n/g, '\\n')}'`;
+
+async function startUpstream(dir) {
+  const port = await closedPort();
+  const tmp = join(dir, 'nginx-tmp');
+  mkdirSync(tmp, { recursive: true });
+  const conf = join(dir, 'upstream.conf');
+  writeFileSync(conf, `daemon off; master_process off; worker_processes 1;
+pid ${dir}/upstream.pid; error_log ${dir}/upstream-error.log warn;
+events { worker_connections 1024; }
+http {
+  client_body_temp_path ${tmp}/body; proxy_temp_path ${tmp}/proxy; fastcgi_temp_path ${tmp}/fastcgi;
+  uwsgi_temp_path ${tmp}/uwsgi; scgi_temp_path ${tmp}/scgi;
+  keepalive_requests 1000000; keepalive_timeout 75s; access_log off;
+  server {
+    listen 127.0.0.1:${port};
+    location = /mcp {
+      if ($http_mcp_session_id = "bench-sse") { rewrite ^ /canned-sse last; }
+      rewrite ^ /canned-json last;
+    }
+    location = /canned-json { internal; default_type application/json; return 200 ${nginxQuote(CANNED_JSON)}; }
+    location = /canned-sse { internal; default_type text/event-stream; return 200 ${nginxQuote(CANNED_SSE)}; }
+  }
+}
+`);
+  const nginx = existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx';
+  const child = run(nginx, ['-e', join(dir, 'upstream-error.log'), '-p', dir, '-c', conf]);
+  await waitFor('upstream', () => tcpOpen(port), 15000);
+  child.port = port;
+  return child;
+}
+
+async function startGateway(dir, certs, upstreamPort) {
+  const cfgFile = join(dir, 'gateway.json');
+  const logFile = join(dir, 'gateway.log');
+  writeFileSync(cfgFile, JSON.stringify({
+    listen: '127.0.0.1:0',
+    tls: { cert: certs.certFile, key: certs.keyFile },
+    mcp_path: '/mcp',
+    upstream: { url: `http://127.0.0.1:${upstreamPort}/mcp`, connect_timeout_ms: 5000, idle_timeout_ms: 300000, max_connections: 64 },
+    max_connections: 20000,
+    log_level: 'info',
+    admin: { listen: '127.0.0.1:0' },
+    groups: { analysts: { tools: { allow: ['getData', 'pick*', 'searchOmniDocs'], deny: ['askOmni'] }, topics: ['orders', 'fin_*'] } },
+    users: MEMBERS.map((m) => ({ name: m.name, token_sha256: m.sha256, omni_pat_env: `OMNI_PAT_${m.name.toUpperCase()}`,
+      omni_user_id: m.userId, groups: ['analysts'] })),
+    audit: { file: join(dir, 'audit.jsonl'), fsync: 'interval', fsync_interval_ms: 1000 },
+    cache: { enabled: false },
+  }, null, 2));
+  const env = { ...process.env };
+  for (const k of Object.keys(env)) if (k.startsWith('OMNI_')) delete env[k];
+  for (const m of MEMBERS) env[`OMNI_PAT_${m.name.toUpperCase()}`] = m.pat;
+  const log = openSync(logFile, 'w');
+  const out = join(dir, 'callgrind.out');
+  const child = run('valgrind', ['--tool=callgrind', `--callgrind-out-file=${out}`, gatewayBin(), '-c', cfgFile], { stdout: log, env });
+  closeSync(log);
+  const m = await waitFor('gateway listening', () => /listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(readText(logFile)), 60000);
+  child.port = Number(m[1]);
+  child.out = out;
+  child.logFile = logFile;
+  return child;
+}
+
+/** n requests on each of c kept-alive connections, one after the other on each. */
+async function load(port, ca, n, c) {
+  const agent = new https.Agent({ ca, keepAlive: true, maxSockets: c });
+  const one = (i) => new Promise((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port, path: '/mcp', method: 'POST', agent, headers: {
+      'Content-Type': 'application/json', Accept: 'application/json, text/event-stream',
+      Authorization: `Bearer ${MEMBERS[i % MEMBERS.length].token}`,
+      'Mcp-Session-Id': FRAMING === 'sse' ? 'bench-sse' : 'bench-json', 'MCP-Protocol-Version': '2025-06-18' } }, (res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`HTTP ${res.statusCode}: ${body}`))));
+    });
+    req.on('error', reject);
+    req.end(BODY);
+  });
+  let next = 0;
+  let last = '';
+  await Promise.all(Array.from({ length: c }, async () => {
+    while (next < n) last = await one(next++);
+  }));
+  agent.destroy();
+  return last;
+}
+
+/** callgrind_annotate rows "   12,345 (12.3%)  file:function [object]". */
+function annotate(file, inclusive) {
+  const text = spawnSync('callgrind_annotate', [`--inclusive=${inclusive ? 'yes' : 'no'}`, '--threshold=100', '--auto=no', file],
+    { encoding: 'utf8', maxBuffer: 64 << 20 }).stdout ?? '';
+  const rows = [];
+  for (const line of text.split('\n')) {
+    const m = /^\s*([\d,]+)\s+(?:\(\s*[\d.]+%\)\s+)?(?:\S*?:)?([^:\s][^\[]*?)\s*(?:\[(.*)\])?\s*$/.exec(line);
+    if (!m || /PROGRAM TOTALS/.test(line)) continue;
+    const fn = m[2].replace(/'\d+$/, '');
+    const ir = Number(m[1].replace(/,/g, ''));
+    const seen = rows.find((r) => r.fn === fn);
+    if (seen) { seen.ir = Math.max(seen.ir, ir); continue; }
+    rows.push({ ir, fn, obj: (m[3] ?? '').replace(/^.*\//, '') });
+  }
+  return rows.sort((a, b) => b.ir - a.ir);
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'gw-callgrind-'));
+try {
+  const certs = makeCerts(dir);
+  const up = await startUpstream(dir);
+  const gw = await startGateway(dir, certs, up.port);
+  await load(gw.port, certs.ca, WARM * C, C);
+  if (spawnSync('callgrind_control', ['-z', String(gw.pid)], { timeout: 30000 }).status !== 0) throw new Error('callgrind_control -z failed');
+  const t0 = Date.now();
+  const last = await load(gw.port, certs.ca, N, C);
+  const secs = (Date.now() - t0) / 1000;
+  await sleep(1500); // the last audit records, and one fsync interval
+  if (spawnSync('callgrind_control', ['-d', String(gw.pid)], { timeout: 60000 }).status !== 0) throw new Error('callgrind_control -d failed');
+  const part = readdirSync(dir).filter((f) => /^callgrind\.out\.\d+$/.test(f)).map((f) => join(dir, f))[0];
+  gw.kill('SIGTERM');
+  await gw.exited;
+  up.kill('SIGTERM');
+  if (!part) throw new Error('no callgrind dump');
+  const totals = /^(?:summary|totals):\s*(\d+)/m.exec(readFileSync(part, 'utf8'));
+  const total = Number(totals[1]);
+  const audited = (readText(join(dir, 'audit.jsonl')).match(/\n/g) ?? []).length - WARM * C;
+  console.log(`${gatewayBin()}\n${TOOL} ${FRAMING}: ${N} requests on ${C} connections in ${secs.toFixed(1)} s under callgrind; ${audited} audit lines`);
+  console.log(`last answer: ${last.length} bytes`);
+  console.log(`total ${total.toLocaleString('en-US')} Ir, ${Math.round(total / N).toLocaleString('en-US')} Ir per request\n`);
+  for (const [title, incl] of [['inclusive', true], ['self', false]]) {
+    // callgrind_annotate 3.19 also lists the entry points, with their inclusive cost, as self.
+    const boring = /^(0x0+|\?\?\?|\(below main\)|start_thread|clone3?|main|__libc_start_main.*|event_base_dispatch|event_base_loop|gw_server_run)$/;
+    console.log(`| ${title} | object | Ir/request | % |\n|---|---|---:|---:|`);
+    for (const r of annotate(part, incl).filter((r) => !boring.test(r.fn) && (incl || r.ir < total / 2)).slice(0, TOP))
+      console.log(`| ${r.fn} | ${r.obj} | ${Math.round(r.ir / N).toLocaleString('en-US')} | ${(100 * r.ir / total).toFixed(1)} |`);
+    console.log('');
+  }
+  if (process.env.KEEP_TMP) console.log(`kept ${dir}`);
+} finally {
+  for (const c of children) try { c.kill('SIGKILL'); } catch { /* gone */ }
+  if (!process.env.KEEP_TMP) rmSync(dir, { recursive: true, force: true });
+}
