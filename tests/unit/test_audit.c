@@ -638,8 +638,9 @@ static void test_record_writer(void)
 			CHECK(n == 2);
 			want = body_of(lines[0]);
 			got = body_of(n > 1 ? lines[1] : NULL);
-			/* the time differs unless given or redacted: compare up to it */
-			if (c == 0 && !variant) {
+			/* the time is the clock's unless the record gives one (or it is redacted): the
+			 * two records may be a millisecond apart, so compare up to it */
+			if (!variant && c != 1) {
 				char *t = strstr(want, ",\"time\":"), *u = strstr(got, ",\"time\":");
 
 				CHECK(t && u && strlen(t) == strlen(u));
