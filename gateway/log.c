@@ -83,66 +83,116 @@ static void put(struct line *l, const char *s, size_t len)
 	l->n += len;
 }
 
-static void putf(struct line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void putf(struct line *l, const char *fmt, ...)
+static void put_str(struct line *l, const char *s)
 {
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(l->buf + l->n, sizeof(l->buf) - 1 - l->n, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		l->n += (size_t)n < sizeof(l->buf) - 2 - l->n ? (size_t)n : sizeof(l->buf) - 2 - l->n;
+	put(l, s, strlen(s));
 }
 
-/* s as a JSON string, or as a logfmt value (quoted when it holds spaces, quotes or =). */
+/* v in decimal, as "%lld" writes it. */
+static void put_num(struct line *l, long long v)
+{
+	char buf[24], *p = buf + sizeof(buf);
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	put(l, p, (size_t)(buf + sizeof(buf) - p));
+}
+
+/* s as a JSON string, or as a logfmt value (quoted when it holds spaces, quotes or =). Runs of
+ * plain bytes are copied whole; control bytes become \u00XX (JSON) or \xXX. */
 static void put_quoted(struct line *l, const char *s, bool json)
 {
+	static const char hex[] = "0123456789abcdef";
 	bool quote = json || !*s || strpbrk(s, " \"=\\\t") != NULL;
+	const char *run = s;
 
 	if (quote)
 		put(l, "\"", 1);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\') {
-			put(l, "\\", 1);
-			put(l, s, 1);
-		} else if ((unsigned char)*s < 0x20) {
-			putf(l, json ? "\\u%04x" : "\\x%02x", (unsigned char)*s);
+	for (;; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		put(l, run, (size_t)(s - run));
+		if (c == '\0')
+			break;
+		if (c == '"' || c == '\\') {
+			char e[2] = {'\\', (char)c};
+
+			put(l, e, sizeof(e));
+		} else if (json) {
+			char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+
+			put(l, e, sizeof(e));
 		} else {
-			put(l, s, 1);
+			char e[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+
+			put(l, e, sizeof(e));
 		}
+		run = s + 1;
 	}
 	if (quote)
 		put(l, "\"", 1);
 }
 
+/* The UTC time with milliseconds. The seconds are formatted once per second and thread (the
+ * audit writer thread logs too). */
 static void put_time(struct line *l)
 {
+	static _Thread_local bool cached;
+	static _Thread_local time_t cached_sec;
+	static _Thread_local char t[32];
 	struct timeval tv;
 	struct tm tm;
-	char t[32];
+	int ms;
+	char frac[5];
 
 	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%S", &tm);
-	putf(l, "%s.%03dZ", t, (int)(tv.tv_usec / 1000));
+	if (!cached || tv.tv_sec != cached_sec) {
+		gmtime_r(&tv.tv_sec, &tm);
+		if (strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+			t[0] = '\0';
+		cached_sec = tv.tv_sec;
+		cached = true;
+	}
+	ms = (int)(tv.tv_usec / 1000);
+	frac[0] = '.';
+	frac[1] = (char)('0' + ms / 100);
+	frac[2] = (char)('0' + ms / 10 % 10);
+	frac[3] = (char)('0' + ms % 10);
+	frac[4] = 'Z';
+	put_str(l, t);
+	put(l, frac, sizeof(frac));
 }
 
 static void begin(struct line *l, enum gw_log_level level)
 {
+	/* The text format's "%-5s". */
+	static const char *const padded[] = {"debug", "info ", "warn ", "error"};
+
 	l->n = 0;
 	if (format == FMT_JSON) {
 		put(l, "{\"time\":\"", 9);
 		put_time(l);
-		putf(l, "\",\"level\":\"%s\",\"msg\":", level_names[level]);
+		put(l, "\",\"level\":\"", 11);
+		put_str(l, level_names[level]);
+		put(l, "\",\"msg\":", 8);
 	} else if (format == FMT_LOGFMT) {
 		put(l, "time=", 5);
 		put_time(l);
-		putf(l, " level=%s msg=", level_names[level]);
+		put(l, " level=", 7);
+		put_str(l, level_names[level]);
+		put(l, " msg=", 5);
 	} else {
 		put_time(l);
-		putf(l, " %-5s ", level_names[level]);
+		put(l, " ", 1);
+		put(l, padded[level], 5);
+		put(l, " ", 1);
 	}
 }
 
@@ -178,24 +228,22 @@ void gw_log(enum gw_log_level level, const char *fmt, ...)
 void gw_log_access(const struct gw_log_field *f, int n)
 {
 	struct line l;
+	bool json = format == FMT_JSON;
 
 	if (GW_LOG_INFO < min_level)
 		return;
 	begin(&l, GW_LOG_INFO);
-	put(&l, format == FMT_JSON ? "\"access\"" : "access", format == FMT_JSON ? 8 : 6);
+	put(&l, json ? "\"access\"" : "access", json ? 8 : 6);
 	for (int i = 0; i < n; i++) {
-		if (format == FMT_JSON)
-			putf(&l, ",\"%s\":", f[i].key);
-		else
-			putf(&l, " %s=", f[i].key);
+		put(&l, json ? ",\"" : " ", json ? 2 : 1);
+		put_str(&l, f[i].key);
+		put(&l, json ? "\":" : "=", json ? 2 : 1);
 		if (f[i].is_num)
-			putf(&l, "%lld", f[i].n);
+			put_num(&l, f[i].n);
 		else if (!f[i].s)
-			put(&l, format == FMT_JSON ? "null" : "-", format == FMT_JSON ? 4 : 1);
-		else if (format == FMT_JSON)
-			put_quoted(&l, f[i].s, true);
+			put(&l, json ? "null" : "-", json ? 4 : 1);
 		else
-			put_quoted(&l, f[i].s, false);
+			put_quoted(&l, f[i].s, json);
 	}
 	emit(&l);
 }
