@@ -173,24 +173,47 @@ static void fail_request(struct gw_conn *c, const struct gw_error *err)
 	close_after_flush(c);
 }
 
+/* The byte at offset i of the extents v[0..n), or -1 past their end. */
+static int byte_at(const struct evbuffer_iovec *v, int n, size_t i)
+{
+	for (int k = 0; k < n; i -= v[k].iov_len, k++)
+		if (i < v[k].iov_len)
+			return ((const unsigned char *)v[k].iov_base)[i];
+	return -1;
+}
+
 /* The length of the head at the front of in (through its blank line: CRLF CRLF, or bare LFs
- * as the parser accepts them), or 0 when no whole head is buffered yet. */
+ * as the parser accepts them), or 0 when no whole head is buffered yet. Only an LF at most
+ * GW_HTTP_MAX_HEAD bytes in may start the end of the head. The buffer is read in place (a head
+ * is usually in one extent); one spread over more extents than peeked is made contiguous. */
 static size_t head_length(struct evbuffer *in)
 {
-	struct evbuffer_ptr lf = evbuffer_search(in, "\n", 1, NULL);
-	char next[2];
-	ev_ssize_t n;
+	const size_t window = GW_HTTP_MAX_HEAD + 3; /* an LF, then CR LF */
+	struct evbuffer_iovec v[8];
+	int n = evbuffer_peek(in, (ev_ssize_t)window, NULL, v, 8);
+	size_t base = 0;
 
-	while (lf.pos >= 0 && lf.pos <= GW_HTTP_MAX_HEAD) {
-		/* After this LF, another LF or a CR LF ends the head. */
-		if (evbuffer_ptr_set(in, &lf, 1, EVBUFFER_PTR_ADD) < 0)
-			break;
-		n = evbuffer_copyout_from(in, &lf, next, 2);
-		if (n >= 1 && next[0] == '\n')
-			return (size_t)lf.pos + 1;
-		if (n == 2 && next[0] == '\r' && next[1] == '\n')
-			return (size_t)lf.pos + 2;
-		lf = evbuffer_search(in, "\n", 1, &lf);
+	if (n > 8) {
+		size_t len = evbuffer_get_length(in);
+
+		v[0].iov_len = len < window ? len : window;
+		v[0].iov_base = evbuffer_pullup(in, (ev_ssize_t)v[0].iov_len);
+		n = 1;
+	}
+	for (int k = 0; k < n; base += v[k].iov_len, k++) {
+		const char *start = v[k].iov_base, *end = start + v[k].iov_len, *lf;
+
+		for (const char *p = start; (lf = memchr(p, '\n', (size_t)(end - p))); p = lf + 1) {
+			size_t i = base + (size_t)(lf - start);
+			int next = byte_at(v, n, i + 1);
+
+			if (i > GW_HTTP_MAX_HEAD)
+				return 0;
+			if (next == '\n')
+				return i + 2;
+			if (next == '\r' && byte_at(v, n, i + 2) == '\n')
+				return i + 3;
+		}
 	}
 	return 0;
 }

@@ -14,6 +14,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -28,8 +29,21 @@
 
 #define READY_WINDOW_S 30.0 /* Omni answered within this long: reachable */
 #define PROBE_EVERY_S 10
-#define ENDED_SESSIONS 1024
+#define SESSION_SLOTS 1024   /* ended sessions, and session clients, remembered */
+#define SESSION_BUCKETS 2048 /* a power of two */
 #define SESSION_ID_MAX 128
+
+/* A ring of session ids with a hash index: the newest SESSION_SLOTS are kept, the oldest is
+ * forgotten when a new one comes. The ids live in the caller's array (keys, every stride
+ * bytes: ended ids, or the session field of the clients); chains hold slot + 1, 0 ends. */
+struct session_ring {
+	char *keys;
+	size_t stride;
+	size_t next;
+	unsigned short heads[SESSION_BUCKETS];
+	unsigned short chain[SESSION_SLOTS];
+};
+_Static_assert(SESSION_SLOTS < 65535, "a slot + 1 fits a chain link");
 
 struct gw_server {
 	struct event_base *base;
@@ -50,10 +64,10 @@ struct gw_server {
 	size_t n_states;
 	long n_conns;
 	bool draining;
-	char (*ended)[SESSION_ID_MAX]; /* a ring of ended session ids */
-	size_t ended_next;
-	struct gw_session_client *clients; /* a ring, like ended */
-	size_t clients_next;
+	char (*ended)[SESSION_ID_MAX]; /* ended session ids, indexed by ended_ring */
+	struct session_ring ended_ring;
+	struct gw_session_client *clients; /* indexed by clients_ring */
+	struct session_ring clients_ring;
 };
 
 static void on_probe_timer(evutil_socket_t fd, short what, void *arg)
@@ -348,10 +362,14 @@ struct gw_server *gw_server_new(struct gw_config *cfg, const char *config_path)
 	srv->base = event_base_new();
 	srv->config_path = strdup(config_path);
 	srv->metrics = gw_metrics_new();
-	srv->ended = calloc(ENDED_SESSIONS, SESSION_ID_MAX);
-	srv->clients = calloc(ENDED_SESSIONS, sizeof(*srv->clients));
+	srv->ended = calloc(SESSION_SLOTS, SESSION_ID_MAX);
+	srv->clients = calloc(SESSION_SLOTS, sizeof(*srv->clients));
 	if (!srv->base || !srv->config_path || !srv->ended || !srv->clients)
 		abort();
+	srv->ended_ring.keys = srv->ended[0];
+	srv->ended_ring.stride = SESSION_ID_MAX;
+	srv->clients_ring.keys = (char *)srv->clients + offsetof(struct gw_session_client, session);
+	srv->clients_ring.stride = sizeof(*srv->clients);
 	attach_states(srv, cfg);
 	/* Handlers first: a supervisor may signal as soon as it reads "listening", and a SIGHUP
 	 * without a handler would end the process. They run once the loop does. */
@@ -559,22 +577,76 @@ void gw_server_conn_closed(struct gw_server *srv)
 	maybe_finish_drain(srv);
 }
 
+static char *ring_key(const struct session_ring *ring, size_t slot)
+{
+	return ring->keys + slot * ring->stride;
+}
+
+static size_t ring_bucket(const char *id)
+{
+	unsigned h = 2166136261u;
+
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 16777619u;
+	return h & (SESSION_BUCKETS - 1);
+}
+
+/* The lowest slot holding id, or -1. The lowest, as when the ring was scanned from its start:
+ * an id set twice is found where it was found before the index. */
+static long ring_find(const struct session_ring *ring, const char *id)
+{
+	long found = -1;
+
+	for (unsigned s = ring->heads[ring_bucket(id)]; s; s = ring->chain[s - 1])
+		if ((found < 0 || (long)s - 1 < found) && strcmp(ring_key(ring, s - 1), id) == 0)
+			found = (long)s - 1;
+	return found;
+}
+
+/* Empties slot (its key becomes ""), taking it out of its chain. */
+static void ring_forget(struct session_ring *ring, size_t slot)
+{
+	char *key = ring_key(ring, slot);
+	unsigned short *link;
+
+	if (!key[0])
+		return;
+	for (link = &ring->heads[ring_bucket(key)]; *link != slot + 1;
+	     link = &ring->chain[*link - 1])
+		;
+	*link = ring->chain[slot];
+	ring->chain[slot] = 0;
+	key[0] = '\0';
+}
+
+/* Takes the next slot for id (shorter than SESSION_ID_MAX), forgetting the one it held, the
+ * oldest. Returns the slot; its key is id. An empty id is never found, so it is not indexed:
+ * only slots with a key are in a chain. */
+static size_t ring_add(struct session_ring *ring, const char *id)
+{
+	size_t slot = ring->next;
+	unsigned short *head = &ring->heads[ring_bucket(id)];
+
+	ring_forget(ring, slot);
+	strcpy(ring_key(ring, slot), id);
+	if (id[0]) {
+		ring->chain[slot] = *head;
+		*head = (unsigned short)(slot + 1);
+	}
+	ring->next = (slot + 1) % SESSION_SLOTS;
+	return slot;
+}
+
 void gw_server_session_ended(struct gw_server *srv, const char *session_id)
 {
 	if (strlen(session_id) >= SESSION_ID_MAX || gw_server_session_is_ended(srv, session_id))
 		return;
-	strcpy(srv->ended[srv->ended_next], session_id);
-	srv->ended_next = (srv->ended_next + 1) % ENDED_SESSIONS;
+	ring_add(&srv->ended_ring, session_id);
 }
 
 bool gw_server_session_is_ended(const struct gw_server *srv, const char *session_id)
 {
-	/* Only cacheable requests ask, and a linear look at 1024 short strings costs less than
-	 * the hash of the cache key they are about to compute. */
-	for (size_t i = 0; i < ENDED_SESSIONS; i++)
-		if (srv->ended[i][0] && strcmp(srv->ended[i], session_id) == 0)
-			return true;
-	return false;
+	return ring_find(&srv->ended_ring, session_id) >= 0;
 }
 
 static void copy_bounded(char *dst, size_t size, const char *src)
@@ -585,21 +657,19 @@ static void copy_bounded(char *dst, size_t size, const char *src)
 void gw_server_session_client_set(struct gw_server *srv, const char *session, const char *name,
 				  const char *version)
 {
-	struct gw_session_client *c = &srv->clients[srv->clients_next];
+	struct gw_session_client *c;
 
 	if (!session || strlen(session) >= sizeof(c->session))
 		return;
-	copy_bounded(c->session, sizeof(c->session), session);
+	c = &srv->clients[ring_add(&srv->clients_ring, session)];
 	copy_bounded(c->name, sizeof(c->name), name);
 	copy_bounded(c->version, sizeof(c->version), version);
-	srv->clients_next = (srv->clients_next + 1) % ENDED_SESSIONS;
 }
 
 const struct gw_session_client *gw_server_session_client(const struct gw_server *srv,
 							 const char *session)
 {
-	for (size_t i = 0; session && i < ENDED_SESSIONS; i++)
-		if (srv->clients[i].session[0] && strcmp(srv->clients[i].session, session) == 0)
-			return &srv->clients[i];
-	return NULL;
+	long slot = session ? ring_find(&srv->clients_ring, session) : -1;
+
+	return slot >= 0 ? &srv->clients[slot] : NULL;
 }
