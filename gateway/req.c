@@ -6,7 +6,6 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <openssl/rand.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,14 +26,36 @@
 
 #define GW_USER_AGENT "omni-mcp-gateway/0.1"
 
+/* A header name (lowercase) with its length: most of a request's headers are told apart from
+ * it by length alone. */
+struct header_name {
+	const char *name;
+	size_t len;
+};
+#define HEADER(name) {name, sizeof(name) - 1}
+
 /* Client request headers carried upstream (mcp-transport.md), besides every Mcp-Param-*.
  * Identity headers (Authorization, X-MCP-*) are the gateway's to set and never copied. */
-static const char *const forwarded_request_headers[] = {
-	"accept", "content-type", "mcp-session-id", "mcp-protocol-version", "last-event-id",
-	"mcp-method", "mcp-name", "traceparent", "tracestate", NULL,
+static const struct header_name forwarded_request_headers[] = {
+	HEADER("accept"),	  HEADER("content-type"),
+	HEADER("mcp-session-id"), HEADER("mcp-protocol-version"),
+	HEADER("last-event-id"),  HEADER("mcp-method"),
+	HEADER("mcp-name"),	  HEADER("traceparent"),
+	HEADER("tracestate"),
 };
+#define N_FORWARDED (sizeof(forwarded_request_headers) / sizeof(forwarded_request_headers[0]))
 
 static unsigned long long next_req_seq;
+
+/* seq as 16 lowercase hex digits ("%016llx"). */
+static void format_id(char id[17], unsigned long long seq)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (int i = 15; i >= 0; i--, seq >>= 4)
+		id[i] = hex[seq & 15];
+	id[16] = '\0';
+}
 
 struct gw_req *gw_req_new(struct gw_conn *c, char *head_buf, const struct gw_http_head *head)
 {
@@ -45,7 +66,7 @@ struct gw_req *gw_req_new(struct gw_conn *c, char *head_buf, const struct gw_htt
 	/* A random start, so that ids differ across restarts and replicas. */
 	if (next_req_seq == 0 && RAND_bytes((unsigned char *)&next_req_seq, sizeof(next_req_seq)) != 1)
 		next_req_seq = (unsigned long long)time(NULL) << 20;
-	snprintf(r->id, sizeof(r->id), "%016llx", ++next_req_seq);
+	format_id(r->id, ++next_req_seq);
 	r->conn = c;
 	r->cfg = gw_config_ref(gw_server_config(gw_conn_server(c)));
 	r->head_buf = head_buf;
@@ -159,6 +180,7 @@ static const char *rpc_tool(const struct gw_req *r)
 static void log_access(const struct gw_req *r, long ms)
 {
 	char path[256];
+	size_t n = path_len(r->head.target);
 	struct gw_log_field f[] = {
 		{"req", r->id, 0, false},
 		{"member", r->member ? r->member->name : NULL, 0, false},
@@ -174,7 +196,10 @@ static void log_access(const struct gw_req *r, long ms)
 		{"cache", r->cache_hit ? "hit" : (r->cache_key ? "miss" : NULL), 0, false},
 	};
 
-	snprintf(path, sizeof(path), "%.*s", (int)path_len(r->head.target), r->head.target);
+	if (n >= sizeof(path))
+		n = sizeof(path) - 1;
+	memcpy(path, r->head.target, n);
+	path[n] = '\0';
 	gw_log_access(f, (int)(sizeof(f) / sizeof(f[0])));
 }
 
@@ -249,6 +274,23 @@ static const struct gw_error *step_route(struct gw_req *r)
 	return NULL;
 }
 
+/* values[i] = the first header named names[i] (case-insensitive), or NULL, as
+ * gw_http_header() gives it: several names in one pass over the head. */
+static void headers_of(const struct gw_http_head *head, const struct header_name *names,
+		       const char **values, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		values[i] = NULL;
+	for (size_t h = 0; h < head->n_headers; h++) {
+		size_t len = strlen(head->headers[h].name);
+
+		for (size_t i = 0; i < n; i++)
+			if (!values[i] && len == names[i].len &&
+			    strcasecmp(head->headers[h].name, names[i].name) == 0)
+				values[i] = head->headers[h].value;
+	}
+}
+
 static bool in_list(const struct gw_strlist *l, const char *s)
 {
 	for (size_t i = 0; i < l->n; i++)
@@ -261,9 +303,12 @@ static bool in_list(const struct gw_strlist *l, const char *s)
  * page. Host is checked only when the operator listed the names the gateway answers to. */
 static const struct gw_error *step_origin(struct gw_req *r)
 {
-	const char *origin = gw_http_header(&r->head, "origin");
-	const char *host = gw_http_header(&r->head, "host");
+	static const struct header_name names[] = {HEADER("origin"), HEADER("host")};
+	const char *v[2], *origin, *host;
 
+	headers_of(&r->head, names, v, 2);
+	origin = v[0];
+	host = v[1];
 	if (origin && !in_list(&r->cfg->allowed_origins, origin))
 		return &gw_err_origin;
 	if (r->cfg->allowed_hosts.n > 0 && (!host || !in_list(&r->cfg->allowed_hosts, host)))
@@ -305,12 +350,23 @@ static const struct gw_error *step_parse(struct gw_req *r)
 
 static void policy_headers_of(const struct gw_req *r, struct policy_headers *h)
 {
-	h->model_id = gw_http_header(&r->head, "x-mcp-model-id");
-	h->topic_name = gw_http_header(&r->head, "x-mcp-topic-name");
-	h->query_all_views = gw_http_header(&r->head, "x-mcp-query-all-views");
-	h->protocol_version = gw_http_header(&r->head, "mcp-protocol-version");
-	h->mcp_method = gw_http_header(&r->head, "mcp-method");
-	h->mcp_name = gw_http_header(&r->head, "mcp-name");
+	static const struct header_name names[] = {
+		HEADER("x-mcp-model-id"),
+		HEADER("x-mcp-topic-name"),
+		HEADER("x-mcp-query-all-views"),
+		HEADER("mcp-protocol-version"),
+		HEADER("mcp-method"),
+		HEADER("mcp-name"),
+	};
+	const char *v[sizeof(names) / sizeof(names[0])];
+
+	headers_of(&r->head, names, v, sizeof(names) / sizeof(names[0]));
+	h->model_id = v[0];
+	h->topic_name = v[1];
+	h->query_all_views = v[2];
+	h->protocol_version = v[3];
+	h->mcp_method = v[4];
+	h->mcp_name = v[5];
 }
 
 /* The client's name and version from an initialize, for the audit of its session. */
@@ -416,28 +472,44 @@ static const struct gw_error *step_policy(struct gw_req *r)
 	return NULL;
 }
 
-static bool forwarded_request_header(const char *name)
+/* name is strlen(name) bytes long. */
+static bool forwarded_request_header(const char *name, size_t len)
 {
-	if (strncasecmp(name, "mcp-param-", 10) == 0)
+	if (len >= 10 && strncasecmp(name, "mcp-param-", 10) == 0)
 		return true;
-	for (const char *const *h = forwarded_request_headers; *h; h++)
-		if (strcasecmp(name, *h) == 0)
+	for (size_t i = 0; i < N_FORWARDED; i++)
+		if (len == forwarded_request_headers[i].len &&
+		    strcasecmp(name, forwarded_request_headers[i].name) == 0)
 			return true;
 	return false;
 }
 
-static struct curl_slist *add_header(struct curl_slist *list, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+/* Appends s to line[0..*n), cut at cap bytes. */
+static void append(char *line, size_t *n, size_t cap, const char *s)
+{
+	size_t len = strlen(s);
 
-static struct curl_slist *add_header(struct curl_slist *list, const char *fmt, ...)
+	if (len > cap - *n)
+		len = cap - *n;
+	memcpy(line + *n, s, len);
+	*n += len;
+}
+
+/* Appends the header line a b c (b and c may be NULL), cut where the printf this replaced cut
+ * it. */
+static struct curl_slist *add_header(struct curl_slist *list, const char *a, const char *b,
+				     const char *c)
 {
 	char line[GW_HTTP_MAX_HEAD + 64];
+	size_t n = 0;
 	struct curl_slist *l;
-	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
+	append(line, &n, sizeof(line) - 1, a);
+	if (b)
+		append(line, &n, sizeof(line) - 1, b);
+	if (c)
+		append(line, &n, sizeof(line) - 1, c);
+	line[n] = '\0';
 	l = curl_slist_append(list, line);
 	if (!l)
 		abort();
@@ -452,33 +524,35 @@ static struct curl_slist *upstream_headers(const struct gw_req *r)
 	struct curl_slist *h = NULL;
 	bool accept = false, ctype = false;
 
-	h = add_header(h, "Authorization: Bearer %s", r->ident.credential);
+	/* identity.c refuses a member without a credential before this step. */
+	h = add_header(h, "Authorization: Bearer ", r->ident.credential, NULL);
 	if (r->ident.user_id)
-		h = add_header(h, "X-MCP-User-ID: %s", r->ident.user_id);
+		h = add_header(h, "X-MCP-User-ID: ", r->ident.user_id, NULL);
 	if (r->ident.user_required)
-		h = add_header(h, "X-MCP-User-Required: true");
+		h = add_header(h, "X-MCP-User-Required: true", NULL, NULL);
 	if (r->decision.model_id)
-		h = add_header(h, "X-MCP-Model-ID: %s", r->decision.model_id);
+		h = add_header(h, "X-MCP-Model-ID: ", r->decision.model_id, NULL);
 	if (r->decision.topic_name)
-		h = add_header(h, "X-MCP-Topic-Name: %s", r->decision.topic_name);
+		h = add_header(h, "X-MCP-Topic-Name: ", r->decision.topic_name, NULL);
 	if (r->decision.query_all_views)
-		h = add_header(h, "X-MCP-Query-All-Views: true");
+		h = add_header(h, "X-MCP-Query-All-Views: true", NULL, NULL);
 	for (size_t i = 0; i < r->head.n_headers; i++) {
 		const struct gw_http_header *hd = &r->head.headers[i];
+		size_t len = strlen(hd->name);
 
-		if (!forwarded_request_header(hd->name))
+		if (!forwarded_request_header(hd->name, len))
 			continue;
-		accept |= strcasecmp(hd->name, "accept") == 0;
-		ctype |= strcasecmp(hd->name, "content-type") == 0;
-		h = add_header(h, "%s: %s", hd->name, hd->value);
+		accept |= len == 6 && strcasecmp(hd->name, "accept") == 0;
+		ctype |= len == 12 && strcasecmp(hd->name, "content-type") == 0;
+		h = add_header(h, hd->name, ": ", hd->value);
 	}
 	if (!accept)
-		h = add_header(h, "Accept:");
+		h = add_header(h, "Accept:", NULL, NULL);
 	if (!ctype)
-		h = add_header(h, "Content-Type:");
-	h = add_header(h, "Expect:");
-	h = add_header(h, "User-Agent: " GW_USER_AGENT);
-	h = add_header(h, "X-Request-Id: %s", r->id);
+		h = add_header(h, "Content-Type:", NULL, NULL);
+	h = add_header(h, "Expect:", NULL, NULL);
+	h = add_header(h, "User-Agent: " GW_USER_AGENT, NULL, NULL);
+	h = add_header(h, "X-Request-Id: ", r->id, NULL);
 	return h;
 }
 
