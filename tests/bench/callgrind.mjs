@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { makeCerts } from '../integration/lib/certs.mjs';
 import { gatewayBin } from '../integration/lib/paths.mjs';
 import { closedPort, newMemberToken } from '../integration/lib/util.mjs';
+import { CANNED_JSON, CANNED_SSE, nginxQuote } from './canned.mjs';
 
 const N = Number(process.env.BENCH_N ?? 2000);
 const C = Number(process.env.BENCH_C ?? 4);
@@ -27,18 +28,6 @@ const TOP = Number(process.env.BENCH_TOP ?? 25);
 const MEMBERS = ['alice', 'bob', 'carol'].map((name, i) => ({
   name, ...newMemberToken(), pat: `omni_pat_bench_${name}_${i}`, userId: `u-bench-${name}`,
 }));
-// The canned getData answer of proxy.mjs: a query and 10 rows as Omni's text content.
-const CANNED_DATA = {
-  modelId: '4f1c2a8e-5b0d-4e8a-9c61-2f7d3a1b9e10',
-  topic: 'orders',
-  query: { table: 'orders', fields: ['orders.month', 'customers.name', 'orders.revenue'], filters: {},
-    sorts: [{ column_name: 'orders.revenue', sort_descending: true }], limit: 10 },
-  result: Array.from({ length: 10 }, (_, i) => ({ 'orders.month': `2025-${String(i + 1).padStart(2, '0')}`,
-    'customers.name': `Customer ${i + 1}`, 'orders.revenue': 100000 - i * 7919 })),
-};
-const CANNED_JSON = JSON.stringify({ jsonrpc: '2.0', id: 1, result: {
-  content: [{ type: 'text', text: JSON.stringify(CANNED_DATA) }], isError: false } });
-const CANNED_SSE = `event: message\ndata: ${CANNED_JSON}\n\n`;
 const BODY = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: TOOL,
   arguments: { prompt: 'Revenue by month for 2025, top 10 customers', topicName: 'orders' } } });
 
@@ -70,7 +59,6 @@ const tcpOpen = (port) => new Promise((resolve) => {
   s.on('error', () => resolve(false));
 });
 
-const nginxQuote = (s) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\n/g, '\\n')}'`;
 
 async function startUpstream(dir) {
   const port = await closedPort();

@@ -16,6 +16,7 @@ import { makeCerts } from '../integration/lib/certs.mjs';
 import { request } from '../integration/lib/http.mjs';
 import { gatewayBin, REPO_ROOT } from '../integration/lib/paths.mjs';
 import { closedPort, newMemberToken } from '../integration/lib/util.mjs';
+import { CANNED_JSON, CANNED_SSE, nginxQuote } from './canned.mjs';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);            // each wrk run
 const STREAMS = (process.env.BENCH_STREAMS ?? '1000,10000').split(',').map(Number).filter((n) => n > 0);
@@ -36,18 +37,6 @@ const MEMBERS = ['alice', 'bob', 'carol'].map((name, i) => ({
 const FRAMINGS = ['json', 'sse'];
 const TARGETS = ['direct', 'nginx', 'gateway'];
 
-// The canned answer of Omni's getData: a query and a few rows, as Omni's text content.
-const CANNED_DATA = {
-  modelId: '4f1c2a8e-5b0d-4e8a-9c61-2f7d3a1b9e10',
-  topic: 'orders',
-  query: { table: 'orders', fields: ['orders.month', 'customers.name', 'orders.revenue'], filters: {},
-    sorts: [{ column_name: 'orders.revenue', sort_descending: true }], limit: 10 },
-  result: Array.from({ length: 10 }, (_, i) => ({ 'orders.month': `2025-${String(i + 1).padStart(2, '0')}`,
-    'customers.name': `Customer ${i + 1}`, 'orders.revenue': 100000 - i * 7919 })),
-};
-const CANNED_JSON = JSON.stringify({ jsonrpc: '2.0', id: 1, result: {
-  content: [{ type: 'text', text: JSON.stringify(CANNED_DATA) }], isError: false } });
-const CANNED_SSE = `event: message\ndata: ${CANNED_JSON}\n\n`;
 const SESSION = { json: 'bench-json', sse: 'bench-sse' };
 
 // ---------------------------------------------------------------------------------------------
@@ -132,7 +121,6 @@ const hardNofile = () => Number(spawnSync('bash', ['-c', 'ulimit -Hn'], { encodi
 // The three servers
 
 /** nginx's single-quoted string syntax ('\n' → newline, '\\' → backslash). */
-const nginxQuote = (s) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\n/g, '\\n')}'`;
 
 function nginxCommon(dir, name) {
   const tmp = join(dir, `${name}-tmp`);
