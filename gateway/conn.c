@@ -102,8 +102,13 @@ static void write_own_head(struct gw_conn *c, int status, const char *content_ty
 	if (body_len > 0)
 		evbuffer_add_printf(out, "Content-Type: %s\r\n", content_type);
 	evbuffer_add_printf(out, "Content-Length: %zu\r\nCache-Control: no-store\r\n", body_len);
-	if (c->req)
+	if (c->req) {
+		const char *cors = gw_req_cors(c->req);
+
 		evbuffer_add_printf(out, "X-Request-Id: %s\r\n", gw_req_id(c->req));
+		if (cors)
+			evbuffer_add(out, cors, strlen(cors));
+	}
 	if (!keep_alive)
 		evbuffer_add_printf(out, "Connection: close\r\n");
 }

@@ -241,6 +241,8 @@ static void write_head(struct gw_req *r, int status, struct evbuffer *headers,
 	o = put(o, "\r\n", 2);
 	evbuffer_add(out, line, (size_t)(o - line));
 	evbuffer_add_buffer(out, headers);
+	if (r->cors)
+		evbuffer_add(out, r->cors, strlen(r->cors));
 	o = put(line, "X-Request-Id: ", 14);
 	o = put(o, r->id, strlen(r->id));
 	o = put(o, "\r\n", 2);

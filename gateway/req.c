@@ -90,6 +90,7 @@ void gw_req_free(struct gw_req *r)
 	gw_req_audit_release(r);
 	gw_req_limits_release(r);
 	gw_req_oauth_release(r);
+	free(r->cors);
 	free(r->client_name);
 	free(r->client_version);
 	if (r->rest_body)
@@ -576,7 +577,8 @@ void gw_req_run(struct gw_req *r)
 {
 	const struct gw_error *err;
 
-	if (gw_req_oauth_start(r))
+	gw_req_cors_note(r);
+	if (gw_req_cors_preflight(r) || gw_req_oauth_start(r))
 		return;
 	if ((err = step_route(r)) || (err = step_origin(r)) || (err = step_authenticate(r))) {
 		if (err != &gw_req_later)

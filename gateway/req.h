@@ -22,6 +22,10 @@ struct evbuffer *gw_req_body(struct gw_req *r);
 /* The request id (16 hex digits) for logs and the X-Request-Id header. */
 const char *gw_req_id(const struct gw_req *r);
 
+/* CORS header lines ("Name: value\r\n") for every answer to this request, or NULL: the
+ * request came from a browser origin allowed to read the answers. */
+const char *gw_req_cors(const struct gw_req *r);
+
 /* The whole request has arrived: run the steps. */
 void gw_req_run(struct gw_req *r);
 /* The client's output buffer drained: a paused upstream transfer may continue. */

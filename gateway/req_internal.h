@@ -64,6 +64,7 @@ struct gw_req {
 	int rate_pending;
 	bool rate_over;
 	struct gw_req_oauth *oauth; /* an OAuth endpoint's or access token's state (req_oauth.c) */
+	char *cors;                 /* CORS header lines for a browser's request, or NULL */
 	enum upstream_method method;
 	struct upstream_xfer *xfer;
 	int status;
@@ -94,6 +95,11 @@ void gw_req_run_authenticated(struct gw_req *r);
 bool gw_req_oauth_start(struct gw_req *r);
 const struct gw_error *gw_req_oauth_authenticate(struct gw_req *r);
 void gw_req_oauth_release(struct gw_req *r);
+
+/* CORS (req_cors.c): note works out the headers of the request's answers from its Origin;
+ * preflight answers an OPTIONS preflight (true: the request is handled). */
+void gw_req_cors_note(struct gw_req *r);
+bool gw_req_cors_preflight(struct gw_req *r);
 
 /* The limits step (req_limits.c): NULL to go on, an error, or &gw_req_later when the counts
  * are shared through Redis (the request then goes on with gw_req_proceed, or is answered). */
