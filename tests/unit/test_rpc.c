@@ -199,11 +199,49 @@ static void test_data_answer_read(void)
 		CHECK(same_as_cjson(data_texts[i], strlen(data_texts[i])));
 }
 
-/* Random edits of the texts above: the scanner must agree with cJSON on every one. */
-static void test_data_answer_mutated(void)
+/* One to three random edits of buf (len bytes, at most cap): a byte replaced, inserted or
+ * deleted, or the text cut; with nul, an edit may put a NUL byte in. Returns the new length. */
+static size_t mutate(char *buf, size_t len, size_t cap, uint32_t *seedp, bool nul)
 {
 	static const char alphabet[] = "{}[]\":,\\/u0123456789abcdefABCDEF.+-eEnultrsx \t\n\x01\x7f\xef"
 				       "\xbb\xbf\xc3\xa9";
+	uint32_t seed = *seedp;
+	int edits;
+
+	seed = seed * 1103515245u + 12345u;
+	edits = 1 + (int)((seed >> 16) % 3);
+	for (int e = 0; e < edits; e++) {
+		size_t at, kind;
+		char c;
+
+		seed = seed * 1103515245u + 12345u;
+		kind = (seed >> 16) % 4;
+		seed = seed * 1103515245u + 12345u;
+		at = len ? (seed >> 8) % (len + 1) : 0;
+		seed = seed * 1103515245u + 12345u;
+		c = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
+		if (nul && (seed >> 8) % 50 == 0)
+			c = '\0';
+		if (kind == 0 && at < len) {
+			buf[at] = c;
+		} else if (kind == 1 && len + 1 < cap) {
+			memmove(buf + at + 1, buf + at, len - at);
+			buf[at] = c;
+			len++;
+		} else if (kind == 2 && at < len) {
+			memmove(buf + at, buf + at + 1, len - at - 1);
+			len--;
+		} else {
+			len = at;
+		}
+	}
+	*seedp = seed;
+	return len;
+}
+
+/* Random edits of the texts above: the scanner must agree with cJSON on every one. */
+static void test_data_answer_mutated(void)
+{
 	uint32_t seed = 12345;
 	char buf[512];
 	int differ = 0;
@@ -211,34 +249,9 @@ static void test_data_answer_mutated(void)
 	for (int round = 0; round < 40000; round++) {
 		const char *base = data_texts[round % (sizeof(data_texts) / sizeof(*data_texts))];
 		size_t len = strlen(base);
-		int edits;
 
 		memcpy(buf, base, len);
-		seed = seed * 1103515245u + 12345u;
-		edits = 1 + (int)((seed >> 16) % 3);
-		for (int e = 0; e < edits; e++) {
-			size_t at, kind;
-			char c;
-
-			seed = seed * 1103515245u + 12345u;
-			kind = (seed >> 16) % 4;
-			seed = seed * 1103515245u + 12345u;
-			at = len ? (seed >> 8) % (len + 1) : 0;
-			seed = seed * 1103515245u + 12345u;
-			c = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
-			if (kind == 0 && at < len) {
-				buf[at] = c;
-			} else if (kind == 1 && len + 1 < sizeof(buf)) {
-				memmove(buf + at + 1, buf + at, len - at);
-				buf[at] = c;
-				len++;
-			} else if (kind == 2 && at < len) {
-				memmove(buf + at, buf + at + 1, len - at - 1);
-				len--;
-			} else {
-				len = at;
-			}
-		}
+		len = mutate(buf, len, sizeof(buf), &seed, false);
 		if (!same_as_cjson(buf, len) && ++differ > 5)
 			break;
 	}
@@ -363,8 +376,6 @@ static const char *const answer_texts[] = {
 
 static void test_read_answers(void)
 {
-	static const char alphabet[] = "{}[]\":,\\/u0123456789abcdefABCDEF.+-eEnultrsx \t\n\x01\x7f\xef"
-				       "\xbb\xbf\xc3\xa9";
 	uint32_t seed = 777;
 	char buf[600];
 	int differ = 0;
@@ -381,36 +392,9 @@ static void test_read_answers(void)
 		const char *base = answer_texts[round % (sizeof(answer_texts) / sizeof(*answer_texts))];
 		size_t len = strlen(base);
 		bool cstring = round & 1;
-		int edits;
 
 		memcpy(buf, base, len);
-		seed = seed * 1103515245u + 12345u;
-		edits = 1 + (int)((seed >> 16) % 3);
-		for (int e = 0; e < edits; e++) {
-			size_t at, kind;
-			char c;
-
-			seed = seed * 1103515245u + 12345u;
-			kind = (seed >> 16) % 4;
-			seed = seed * 1103515245u + 12345u;
-			at = len ? (seed >> 8) % (len + 1) : 0;
-			seed = seed * 1103515245u + 12345u;
-			c = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
-			if (!cstring && (seed >> 8) % 50 == 0)
-				c = '\0';
-			if (kind == 0 && at < len) {
-				buf[at] = c;
-			} else if (kind == 1 && len + 1 < sizeof(buf)) {
-				memmove(buf + at + 1, buf + at, len - at);
-				buf[at] = c;
-				len++;
-			} else if (kind == 2 && at < len) {
-				memmove(buf + at, buf + at + 1, len - at - 1);
-				len--;
-			} else {
-				len = at;
-			}
-		}
+		len = mutate(buf, len, sizeof(buf) - 1, &seed, !cstring);
 		buf[len] = '\0';
 		if (!reads_as_cjson(buf, cstring ? strlen(buf) : len, cstring) && ++differ > 5)
 			break;
