@@ -79,6 +79,20 @@ static inline redisContext *redis_direct(int db)
 	return c;
 }
 
+/* Runs one command (with one string argument) on a new blocking connection to db 0; the reply
+ * (caller frees) or NULL. */
+static inline redisReply *redis_direct_cmd(const char *fmt, const char *arg)
+{
+	redisContext *c = redis_direct(0);
+	redisReply *r = NULL;
+
+	if (c) {
+		r = redisCommand(c, fmt, arg);
+		redisFree(c);
+	}
+	return r;
+}
+
 static inline bool redis_answers(void)
 {
 	redisContext *c = redis_direct(0);

@@ -95,19 +95,6 @@ static void on_purged(void *arg, enum cache_redis_status st, long long deleted)
 
 /* ---- redis-server ---- */
 
-/* Runs one command on a new blocking connection; returns the reply (caller frees) or NULL. */
-static redisReply *direct_cmd(const char *fmt, const char *arg)
-{
-	redisContext *c = redis_direct(0);
-	redisReply *r = NULL;
-
-	if (c) {
-		r = redisCommand(c, fmt, arg);
-		redisFree(c);
-	}
-	return r;
-}
-
 static void redis_signal(int sig)
 {
 	if (redis_pid > 0)
@@ -379,7 +366,7 @@ static void test_redis_basics(struct cache_redis *r)
 	/* an error reply (GET of a list) is an error, not a miss, and not an outage; a run of them
 	 * is logged once */
 	{
-		redisReply *rep = direct_cmd("RPUSH %s x", "omnigw:test:list");
+		redisReply *rep = redis_direct_cmd("RPUSH %s x", "omnigw:test:list");
 		char *log;
 
 		CHECK(rep != NULL);
@@ -517,7 +504,7 @@ static void test_redis_facade(void)
 	CHECK(st.hits >= 3 && st.misses == 1 && st.errors == 0 && st.sets == 2);
 	/* the command line purges every key of the gateway, and only those */
 	{
-		redisReply *rep = direct_cmd("SET %s other-app", "someone-else:key");
+		redisReply *rep = redis_direct_cmd("SET %s other-app", "someone-else:key");
 
 		if (rep)
 			freeReplyObject(rep);
@@ -526,7 +513,7 @@ static void test_redis_facade(void)
 	CHECK(err == NULL);
 	CHECK(deleted >= 101); /* bob's tools list and the 100 bbbb keys of the purge test, at least */
 	{
-		redisReply *rep = direct_cmd("GET %s", "someone-else:key");
+		redisReply *rep = redis_direct_cmd("GET %s", "someone-else:key");
 
 		CHECK(rep && rep->type == REDIS_REPLY_STRING);
 		if (rep)
@@ -548,7 +535,7 @@ static void test_redis_facade(void)
  * database other than 0 work. */
 static void test_redis_auth_and_db(void)
 {
-	redisReply *rep = direct_cmd("CONFIG SET requirepass %s", "gw-test-pw");
+	redisReply *rep = redis_direct_cmd("CONFIG SET requirepass %s", "gw-test-pw");
 	struct cache_redis *bad, *good;
 	char *log;
 	struct got g;

@@ -288,29 +288,17 @@ static bool wait_ready(struct cache_redis *r, long max_ms)
 	return cache_redis_ready(r);
 }
 
-static redisReply *direct_cmd(const char *fmt, const char *arg)
-{
-	redisContext *c = redis_direct(0);
-	redisReply *r = NULL;
-
-	if (c) {
-		r = redisCommand(c, fmt, arg);
-		redisFree(c);
-	}
-	return r;
-}
-
 /* Keys live under the prefix, with their expiry. */
 static void test_redis_layout(struct oauth_store *s)
 {
 	redisReply *rep;
 
 	put(s, "client:layout", "v", 600);
-	rep = direct_cmd("TTL %s", "omnigw:v1:oauth:client:layout");
+	rep = redis_direct_cmd("TTL %s", "omnigw:v1:oauth:client:layout");
 	CHECK(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer > 590 && rep->integer <= 600);
 	if (rep)
 		freeReplyObject(rep);
-	rep = direct_cmd("EXISTS %s", "client:layout");
+	rep = redis_direct_cmd("EXISTS %s", "client:layout");
 	CHECK(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 0);
 	if (rep)
 		freeReplyObject(rep);
@@ -345,7 +333,7 @@ static void test_replicas(struct oauth_store *a, struct oauth_store *b)
 /* Redis answering with an error is DOWN, not absent. */
 static void test_redis_error(struct oauth_store *s)
 {
-	redisReply *rep = direct_cmd("RPUSH %s x", "omnigw:v1:oauth:code:list");
+	redisReply *rep = redis_direct_cmd("RPUSH %s x", "omnigw:v1:oauth:code:list");
 	struct got g;
 
 	CHECK(rep && rep->type == REDIS_REPLY_INTEGER);
