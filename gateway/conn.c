@@ -9,7 +9,6 @@
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -21,6 +20,7 @@
 #include "gateway/log.h"
 #include "gateway/req.h"
 #include "gateway/server.h"
+#include "gateway/stream.h"
 
 /* Output above which an upstream transfer pauses, and below which it resumes. */
 #define STREAM_HIGH_WATER (64 * 1024)
@@ -30,7 +30,7 @@ enum conn_state { CONN_IDLE, CONN_HEAD, CONN_BODY, CONN_BUSY, CONN_CLOSING };
 
 struct gw_conn {
 	struct gw_server *srv;
-	struct bufferevent *bev;
+	struct gw_stream *stream;
 	struct event *timer;
 	enum conn_state state;
 	struct gw_req *req;
@@ -47,7 +47,7 @@ static void conn_free(struct gw_conn *c)
 		gw_req_free(c->req);
 	}
 	event_free(c->timer);
-	bufferevent_free(c->bev);
+	gw_stream_free(c->stream);
 	TAILQ_REMOVE(gw_server_conns(c->srv), c, link);
 	gw_server_conn_closed(c->srv);
 	free(c);
@@ -83,9 +83,9 @@ static void arm_timer(struct gw_conn *c, long ms)
 static void close_after_flush(struct gw_conn *c)
 {
 	c->state = CONN_CLOSING;
-	bufferevent_disable(c->bev, EV_READ);
-	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+	gw_stream_enable_read(c->stream, false);
+	gw_stream_set_write_low(c->stream, 0);
+	if (evbuffer_get_length(gw_stream_output(c->stream)) == 0) {
 		conn_free(c);
 		return;
 	}
@@ -96,7 +96,7 @@ static void close_after_flush(struct gw_conn *c)
 static void write_own_head(struct gw_conn *c, int status, const char *content_type,
 			   size_t body_len, bool keep_alive)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = gw_stream_output(c->stream);
 
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, gw_http_reason(status));
 	if (body_len > 0)
@@ -128,7 +128,7 @@ static void write_www_authenticate(struct evbuffer *out, const struct gw_config 
 void gw_conn_write_error(struct gw_conn *c, const struct gw_error *err, const char *id_json,
 			 const char *detail, const char *extra_headers, bool keep_alive)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = gw_stream_output(c->stream);
 	struct evbuffer *body = evbuffer_new();
 
 	if (!body)
@@ -154,7 +154,7 @@ void gw_conn_write_json(struct gw_conn *c, int status, struct evbuffer *body, bo
 void gw_conn_write_response(struct gw_conn *c, int status, const char *content_type,
 			    const char *extra_headers, struct evbuffer *body, bool keep_alive)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = gw_stream_output(c->stream);
 
 	write_own_head(c, status, content_type, body ? evbuffer_get_length(body) : 0, keep_alive);
 	if (extra_headers)
@@ -227,7 +227,7 @@ static size_t head_length(struct evbuffer *in)
  * connection failed. */
 static bool read_head(struct gw_conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = gw_stream_input(c->stream);
 	const struct gw_config *cfg = gw_server_config(c->srv);
 	size_t len = head_length(in);
 	struct gw_http_head head;
@@ -274,7 +274,7 @@ static bool read_head(struct gw_conn *c)
 		const char *expect = gw_http_header(&head, "expect");
 
 		if (expect && strcasecmp(expect, "100-continue") == 0)
-			evbuffer_add_printf(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
+			evbuffer_add_printf(gw_stream_output(c->stream), "HTTP/1.1 100 Continue\r\n\r\n");
 	}
 	return true;
 }
@@ -282,7 +282,7 @@ static bool read_head(struct gw_conn *c)
 /* Moves body bytes into the request. Returns true once the body is complete. */
 static bool read_body(struct gw_conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = gw_stream_input(c->stream);
 	struct evbuffer *body = gw_req_body(c->req);
 	const struct gw_http_head *head = gw_req_head(c->req);
 	const char *err;
@@ -335,39 +335,37 @@ void gw_conn_req_done(struct gw_conn *c, bool keep_alive)
 	arm_timer(c, gw_server_config(c->srv)->keepalive_timeout_ms);
 	/* A pipelined request may already be buffered; take it from the loop, not from here,
 	 * so that the caller's stack unwinds first. */
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-		bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+	if (evbuffer_get_length(gw_stream_input(c->stream)) > 0)
+		gw_stream_trigger_read(c->stream);
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+static void on_read(struct gw_stream *s, void *arg)
 {
-	(void)bev;
+	(void)s;
 	process_input(arg);
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+static void on_write(struct gw_stream *s, void *arg)
 {
 	struct gw_conn *c = arg;
 
-	(void)bev;
+	(void)s;
 	if (c->state == CONN_CLOSING) {
-		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		if (evbuffer_get_length(gw_stream_output(c->stream)) == 0)
 			conn_free(c);
 	} else if (c->state == CONN_BUSY && c->req) {
 		gw_req_on_drained(c->req);
 	}
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+static void on_event(struct gw_stream *s, int what, void *arg)
 {
 	struct gw_conn *c = arg;
 
-	(void)bev;
-	if (what & BEV_EVENT_CONNECTED)
-		return; /* the TLS handshake completed */
-	if (what & BEV_EVENT_TIMEOUT)
+	(void)s;
+	if (what & GW_STREAM_TIMEOUT)
 		gw_info("peer=%s closed: client stopped reading", c->peer);
-	else if ((what & BEV_EVENT_ERROR) && c->state != CONN_IDLE)
+	else if ((what & GW_STREAM_ERROR) && c->state != CONN_IDLE)
 		gw_debug("peer=%s connection error", c->peer);
 	conn_free(c); /* EOF, error or write time-out: the client is gone */
 }
@@ -385,7 +383,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		break;
 	case CONN_IDLE:
 		/* A fresh connection that never sent a byte gets the same 408, then closes. */
-		if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		if (evbuffer_get_length(gw_stream_input(c->stream)) > 0)
 			fail_request(c, &gw_err_timeout);
 		else
 			conn_free(c);
@@ -406,31 +404,31 @@ static void format_peer(const struct sockaddr *sa, char *out, size_t len)
 		snprintf(out, len, "unix");
 }
 
-struct gw_conn *gw_conn_new(struct gw_server *srv, struct bufferevent *bev,
+static const struct gw_stream_callbacks conn_callbacks = {on_read, on_write, on_event};
+
+struct gw_conn *gw_conn_new(struct gw_server *srv, struct event_base *base, struct gw_stream *stream,
 			    const struct sockaddr *peer)
 {
 	struct gw_conn *c = calloc(1, sizeof(*c));
 	const struct gw_config *cfg = gw_server_config(srv);
-	struct timeval write_tv = {cfg->client_timeout_ms / 1000,
-				   (cfg->client_timeout_ms % 1000) * 1000};
 
 	if (!c)
 		abort();
 	c->srv = srv;
-	c->bev = bev;
+	c->stream = stream;
 	c->state = CONN_IDLE;
-	c->timer = evtimer_new(bufferevent_get_base(bev), on_timer, c);
+	c->timer = evtimer_new(base, on_timer, c);
 	if (!c->timer)
 		abort();
 	format_peer(peer, c->peer, sizeof(c->peer));
 	TAILQ_INSERT_TAIL(gw_server_conns(srv), c, link);
-	bufferevent_setcb(bev, on_read, on_write, on_event, c);
+	gw_stream_set_callbacks(stream, &conn_callbacks, c);
 	/* A client that stops reading while output is pending is given up on after this long. */
-	bufferevent_set_timeouts(bev, NULL, &write_tv);
-	bufferevent_setwatermark(bev, EV_WRITE, STREAM_LOW_WATER, 0);
+	gw_stream_set_write_timeout(stream, cfg->client_timeout_ms);
+	gw_stream_set_write_low(stream, STREAM_LOW_WATER);
 	/* Input beyond one head is not read while a request runs: pipelined bytes wait there. */
-	bufferevent_setwatermark(bev, EV_READ, 0, 2 * GW_HTTP_MAX_HEAD);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	gw_stream_set_read_high(stream, 2 * GW_HTTP_MAX_HEAD);
+	gw_stream_enable_read(stream, true);
 	/* The TLS handshake and the first request must arrive within the client time-out. */
 	arm_timer(c, cfg->client_timeout_ms);
 	return c;
@@ -443,7 +441,7 @@ struct gw_server *gw_conn_server(const struct gw_conn *c)
 
 struct evbuffer *gw_conn_output(struct gw_conn *c)
 {
-	return bufferevent_get_output(c->bev);
+	return gw_stream_output(c->stream);
 }
 
 const char *gw_conn_peer(const struct gw_conn *c)
@@ -453,5 +451,5 @@ const char *gw_conn_peer(const struct gw_conn *c)
 
 bool gw_conn_output_full(struct gw_conn *c)
 {
-	return evbuffer_get_length(bufferevent_get_output(c->bev)) > STREAM_HIGH_WATER;
+	return evbuffer_get_length(gw_stream_output(c->stream)) > STREAM_HIGH_WATER;
 }

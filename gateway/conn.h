@@ -8,7 +8,7 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
-#include <event2/bufferevent.h>
+#include <event2/event.h>
 
 #include "gateway/errors.h"
 
@@ -18,9 +18,11 @@ struct gw_server;
 /* The server's list of live connections. */
 TAILQ_HEAD(gw_conn_list, gw_conn);
 
-/* Takes ownership of bev (a socket or OpenSSL bufferevent in accepting state) and joins the
- * server's connection list. */
-struct gw_conn *gw_conn_new(struct gw_server *srv, struct bufferevent *bev,
+struct gw_stream;
+
+/* Takes ownership of stream (a new client socket, TLS or plain) and joins the server's
+ * connection list. */
+struct gw_conn *gw_conn_new(struct gw_server *srv, struct event_base *base, struct gw_stream *stream,
 			    const struct sockaddr *peer);
 
 /* Draining: closes the connections that are between requests; the others close after their

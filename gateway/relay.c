@@ -448,20 +448,6 @@ static void release_held(struct gw_req *r)
 	evbuffer_free(body);
 }
 
-#define ONE_RECORD (16 << 10) /* the most a TLS record carries */
-
-/* bufferevent_openssl writes one TLS record, and one write(), per buffer chain, and a small
- * answer is written in three (status line, moved header lines, body): what is still waiting
- * goes out in one piece when it fits one record. The bytes are the same. */
-static void coalesce(struct gw_req *r)
-{
-	struct evbuffer *out = gw_conn_output(r->conn);
-	size_t len = evbuffer_get_length(out);
-
-	if (len > 0 && len <= ONE_RECORD)
-		evbuffer_pullup(out, -1);
-}
-
 /* The rest of a successful answer, and its end. */
 static void complete(struct gw_req *r)
 {
@@ -478,7 +464,6 @@ static void complete(struct gw_req *r)
 	}
 	if (r->chunked)
 		evbuffer_add(gw_conn_output(r->conn), "0\r\n\r\n", 5);
-	coalesce(r);
 	gw_req_finish(r, true);
 }
 
@@ -573,6 +558,5 @@ void gw_relay_answer_cached(struct gw_req *r, const char *result, size_t len)
 	cJSON_Delete(msg);
 	evbuffer_free(headers);
 	evbuffer_free(body);
-	coalesce(r);
 	gw_req_finish(r, true);
 }

@@ -5,8 +5,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
@@ -26,6 +24,7 @@
 #include "gateway/metrics.h"
 #include "gateway/oauth.h"
 #include "gateway/log.h"
+#include "gateway/stream.h"
 
 #define READY_WINDOW_S 30.0 /* Omni answered within this long: reachable */
 #define PROBE_EVERY_S 10
@@ -105,7 +104,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		      int socklen, void *arg)
 {
 	struct gw_server *srv = arg;
-	struct bufferevent *bev;
+	SSL *ssl = NULL;
 	int one = 1;
 
 	(void)l;
@@ -116,26 +115,12 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (srv->ssl_ctx) {
-		SSL *ssl = SSL_new(srv->ssl_ctx);
-
-		if (!ssl) {
-			evutil_closesocket(fd);
-			return;
-		}
-		bev = bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-						     BEV_OPT_CLOSE_ON_FREE);
-		if (bev)
-			bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	} else {
-		bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	}
-	if (!bev) {
+	if (srv->ssl_ctx && !(ssl = SSL_new(srv->ssl_ctx))) {
 		evutil_closesocket(fd);
 		return;
 	}
 	srv->n_conns++;
-	gw_conn_new(srv, bev, sa);
+	gw_conn_new(srv, srv->base, gw_stream_new(srv->base, fd, ssl), sa);
 }
 
 static void on_accept_error(struct evconnlistener *l, void *arg)
