@@ -5,7 +5,7 @@
 #   make SANITIZE=address,undefined test    the same under ASan + UBSan (build/san/)
 
 CC       ?= cc
-PKGS     := libevent libevent_openssl openssl libcurl libcjson hiredis
+PKGS     := libevent openssl libcurl libcjson hiredis
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -MMD -MP -I.
 CFLAGS   += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
