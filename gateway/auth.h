@@ -15,6 +15,7 @@ const struct gw_member *gw_auth_member(const struct gw_config *cfg, const char *
  * (64 + NUL) for the config. Returns 0, or -1 when the system has no randomness. */
 int gw_auth_token_new(char token[44], char sha256_hex[65]);
 
-void gw_auth_sha256_hex(const char *data, size_t len, char out[65]);
+/* The SHA-256 of len bytes as 64 lower-case hex digits and a NUL. Safe from any thread. */
+void gw_auth_sha256_hex(const void *data, size_t len, char out[65]);
 
 #endif
