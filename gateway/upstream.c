@@ -10,25 +10,31 @@
 #include <time.h>
 
 #include "gateway/log.h"
+#include "gateway/util.h"
 
 struct upstream {
 	struct event_base *base;
 	CURLM *multi;
 	struct event *timer;
+	bool kick_queued;  /* timer made active for a 0 ms time-out; it has not run yet */
+	bool kick_running; /* on_timer runs from such an activation */
 	char *url;
 	char *origin; /* scheme://authority of url, for REST paths */
 	char *ca_file;
+	char *proxy, *no_proxy; /* from the environment (read_proxy_env); NULL: none */
 	long connect_timeout_ms;
 	struct timeval idle_timeout;
 	struct upstream_stats stats;
 	bool probing;
-	CURL *idle[64]; /* easy handles kept for the next transfers (reset, not freed) */
+	unsigned config_gen; /* counts upstream_configure calls: the options a handle was set for */
+	CURL *idle[64]; /* easy handles kept for the next transfers, set for config_gen */
 	size_t n_idle;
 };
 
 struct upstream_xfer {
 	struct upstream *u;
 	CURL *easy;
+	unsigned config_gen; /* easy's options are those of this configuration */
 	struct curl_slist *headers;
 	const struct upstream_handlers *h;
 	void *arg;
@@ -140,28 +146,86 @@ static const struct gw_error *map_curl_error(const struct upstream_xfer *x, CURL
 	return &gw_err_upstream_broken;
 }
 
-/* A finished transfer's handle goes back to the pool: creating one per request costs an
- * allocation and its initialisation on the hot path. */
-static void easy_release(struct upstream *u, CURL *easy)
+/* The options every transfer shares, set once per handle: pooled handles are not reset (a
+ * curl_easy_reset and setting these again cost more than the rest of a transfer's setup), so
+ * set_transfer_options sets everything that differs between transfers on every one. The proxy
+ * and its exceptions are given explicitly (read_proxy_env): left unset, curl would read the
+ * environment on every transfer. */
+static void set_handle_options(const struct upstream *u, CURL *e)
 {
-	if (u->n_idle < sizeof(u->idle) / sizeof(u->idle[0])) {
-		curl_easy_reset(easy);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_curl_header);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_curl_write);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_PROXY, u->proxy ? u->proxy : "");
+	curl_easy_setopt(e, CURLOPT_NOPROXY, !u->proxy ? "*" : u->no_proxy ? u->no_proxy : "");
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, u->connect_timeout_ms);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	if (u->ca_file)
+		curl_easy_setopt(e, CURLOPT_CAINFO, u->ca_file);
+}
+
+static const char *env_either(const char *lower, const char *upper)
+{
+	const char *v = getenv(lower);
+
+	if ((!v || !*v) && upper)
+		v = getenv(upper);
+	return v && *v ? v : NULL;
+}
+
+/* The proxy for Omni as curl would pick it from the environment (https_proxy or HTTPS_PROXY
+ * for an https URL, http_proxy for http, else all_proxy or ALL_PROXY; no_proxy or NO_PROXY),
+ * read when the configuration is (start and reload), not on every transfer. */
+static void read_proxy_env(struct upstream *u)
+{
+	bool https = strncasecmp(u->url, "https://", 8) == 0;
+	const char *proxy = https ? env_either("https_proxy", "HTTPS_PROXY")
+				  : env_either("http_proxy", NULL);
+	const char *no_proxy = env_either("no_proxy", "NO_PROXY");
+
+	if (!proxy)
+		proxy = env_either("all_proxy", "ALL_PROXY");
+	free(u->proxy);
+	free(u->no_proxy);
+	u->proxy = proxy ? gw_xstrdup(proxy) : NULL;
+	u->no_proxy = no_proxy ? gw_xstrdup(no_proxy) : NULL;
+}
+
+/* A finished transfer's handle goes back to the pool: creating one per request costs an
+ * allocation and its initialisation on the hot path. A handle set for an older configuration
+ * is freed instead. */
+static void easy_release(struct upstream *u, CURL *easy, unsigned config_gen)
+{
+	if (config_gen == u->config_gen && u->n_idle < sizeof(u->idle) / sizeof(u->idle[0]))
 		u->idle[u->n_idle++] = easy;
-	} else {
+	else
 		curl_easy_cleanup(easy);
-	}
 }
 
 static CURL *easy_take(struct upstream *u)
 {
-	return u->n_idle > 0 ? u->idle[--u->n_idle] : curl_easy_init();
+	CURL *e;
+
+	if (u->n_idle > 0)
+		return u->idle[--u->n_idle];
+	if (!(e = curl_easy_init()))
+		abort();
+	set_handle_options(u, e);
+	return e;
+}
+
+static void easy_pool_empty(struct upstream *u)
+{
+	while (u->n_idle > 0)
+		curl_easy_cleanup(u->idle[--u->n_idle]);
 }
 
 static void xfer_free(struct upstream_xfer *x)
 {
 	event_free(x->idle);
 	curl_multi_remove_handle(x->u->multi, x->easy);
-	easy_release(x->u, x->easy);
+	easy_release(x->u, x->easy, x->config_gen);
 	curl_slist_free_all(x->headers);
 	evbuffer_free(x->resp_headers);
 	free(x);
@@ -241,8 +305,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	u->kick_running = u->kick_queued;
+	u->kick_queued = false;
 	curl_multi_socket_action(u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	reap_finished(u);
+	u->kick_running = false;
 }
 
 /* CURLMOPT_SOCKETFUNCTION: keep one persistent event per socket curl uses. */
@@ -276,13 +343,26 @@ static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, vo
 	return 0;
 }
 
-/* CURLMOPT_TIMERFUNCTION: curl wants to be woken after timeout_ms (-1: never). */
+/* CURLMOPT_TIMERFUNCTION: curl wants to be woken after timeout_ms (-1: never). A 0 ms time-out
+ * (every new transfer asks for one) makes the timer active at once, so curl runs later in the
+ * same loop round instead of costing a round of its own with another epoll_wait. Asked again
+ * from such a run, it waits for the next round: I/O is polled between two of curl's runs, and
+ * a curl that keeps asking for 0 ms cannot hold the loop. */
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 {
 	struct upstream *u = userp;
 	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
 
 	(void)multi;
+	if (timeout_ms == 0 && !u->kick_running) {
+		if (!u->kick_queued) {
+			evtimer_del(u->timer);
+			event_active(u->timer, EV_TIMEOUT, 1);
+			u->kick_queued = true;
+		}
+		return 0;
+	}
+	u->kick_queued = false; /* both calls below take the timer out of the active queue */
 	if (timeout_ms < 0)
 		evtimer_del(u->timer);
 	else
@@ -324,6 +404,7 @@ void upstream_configure(struct upstream *u, const struct gw_config *cfg)
 	u->origin = strndup(u->url, authority + strcspn(authority, "/?#") - u->url);
 	if (!u->origin)
 		abort();
+	read_proxy_env(u);
 	u->connect_timeout_ms = cfg->upstream_connect_timeout_ms;
 	/* curl's connection cache counts busy connections too: sized only for the idle ones, every
 	 * transfer that ends while long-lived streams hold connections would close its own, and
@@ -332,23 +413,30 @@ void upstream_configure(struct upstream *u, const struct gw_config *cfg)
 			  cfg->upstream_max_connections + cfg->max_connections);
 	u->idle_timeout.tv_sec = cfg->upstream_idle_timeout_ms / 1000;
 	u->idle_timeout.tv_usec = (cfg->upstream_idle_timeout_ms % 1000) * 1000;
+	easy_pool_empty(u); /* their options are the old configuration's */
+	u->config_gen++;
 }
 
 void upstream_free(struct upstream *u)
 {
 	if (!u)
 		return;
-	while (u->n_idle > 0)
-		curl_easy_cleanup(u->idle[--u->n_idle]);
+	easy_pool_empty(u);
 	curl_multi_cleanup(u->multi);
 	event_free(u->timer);
 	free(u->url);
 	free(u->origin);
 	free(u->ca_file);
+	free(u->proxy);
+	free(u->no_proxy);
 	free(u);
 }
 
-static void set_common_options(struct upstream_xfer *x, const char *path)
+/* Everything that differs between transfers, set on every one (see set_handle_options). The
+ * method's options are all set whatever the handle did before: a POST after a DELETE must not
+ * stay a DELETE, a GET after a POST must not keep the POST's body (freed by now). */
+static void set_transfer_options(struct upstream_xfer *x, enum upstream_method method,
+				 const char *path, const void *body, size_t body_len)
 {
 	struct upstream *u = x->u;
 	CURL *e = x->easy;
@@ -359,17 +447,23 @@ static void set_common_options(struct upstream_xfer *x, const char *path)
 	curl_easy_setopt(e, CURLOPT_URL, path ? url : u->url); /* curl copies it */
 	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_curl_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_curl_write);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, u->connect_timeout_ms);
-	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-	if (u->ca_file)
-		curl_easy_setopt(e, CURLOPT_CAINFO, u->ca_file);
+	if (method == UPSTREAM_POST) {
+		curl_easy_setopt(e, CURLOPT_POST, 1L);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+	} else {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+	}
+	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method == UPSTREAM_DELETE ? "DELETE" : NULL);
+	/* GET streams stay open for a session and carry small events: a 4 KiB receive buffer
+	 * instead of curl's 16 KiB is most of the memory an open stream costs. */
+	curl_easy_setopt(e, CURLOPT_BUFFERSIZE,
+			 method == UPSTREAM_GET ? 4096L : (long)CURL_MAX_WRITE_SIZE);
 }
 
 struct upstream_xfer *upstream_xfer_start(struct upstream *u, enum upstream_method method,
@@ -388,28 +482,18 @@ struct upstream_xfer *upstream_xfer_start(struct upstream *u, enum upstream_meth
 	x->head_ms = -1;
 	x->content_length = -1;
 	x->easy = easy_take(u);
+	x->config_gen = u->config_gen;
 	x->resp_headers = evbuffer_new();
 	/* An upstream that sends nothing for idle_timeout is given up on, waiting for the head
 	 * included; long SSE streams stay open while the server sends keep-alives. */
 	x->idle = evtimer_new(u->base, on_idle_timeout, x);
-	if (!x->easy || !x->resp_headers || !x->idle)
+	if (!x->resp_headers || !x->idle)
 		abort();
 	clock_gettime(CLOCK_MONOTONIC, &x->started);
-	set_common_options(x, path);
-	if (method == UPSTREAM_POST) {
-		curl_easy_setopt(x->easy, CURLOPT_POST, 1L);
-		curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-	} else if (method == UPSTREAM_DELETE) {
-		curl_easy_setopt(x->easy, CURLOPT_CUSTOMREQUEST, "DELETE");
-	} else {
-		/* GET streams stay open for a session and carry small events: a 4 KiB receive
-		 * buffer instead of curl's 16 KiB is most of the memory an open stream costs. */
-		curl_easy_setopt(x->easy, CURLOPT_BUFFERSIZE, 4096L);
-	}
+	set_transfer_options(x, method, path, body, body_len);
 	if (curl_multi_add_handle(u->multi, x->easy) != CURLM_OK) {
 		event_free(x->idle);
-		easy_release(u, x->easy);
+		easy_release(u, x->easy, x->config_gen);
 		curl_slist_free_all(x->headers);
 		evbuffer_free(x->resp_headers);
 		free(x);
