@@ -10,9 +10,9 @@
 #include <libgen.h>
 #include <limits.h>
 #include <math.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -27,6 +27,7 @@
 
 #include "cache/cache.h"
 #include "cache/redis.h"
+#include "gateway/auth.h"
 #include "gateway/log.h"
 #include "gateway/util.h"
 
@@ -101,33 +102,6 @@ static void utc_now(char out[32])
 	out[22] = (char)('0' + ms % 10);
 	out[23] = 'Z';
 	out[24] = '\0';
-}
-
-static EVP_MD *sha256_md;
-
-static void sha256_fetch(void)
-{
-	if (!(sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL)))
-		abort(); /* OpenSSL without SHA-256: nothing could be verified */
-}
-
-/* SHA256() fetches the algorithm anew on every call in OpenSSL 3; the writers hash every line,
- * so it is fetched once (and kept for the process). */
-void audit_sha256_hex(const void *data, size_t len, char hex[65])
-{
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
-	static const char digits[] = "0123456789abcdef";
-	unsigned char digest[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
-
-	pthread_once(&once, sha256_fetch);
-	if (EVP_Digest(data, len, digest, &n, sha256_md, NULL) != 1 || n != 32)
-		abort();
-	for (unsigned int i = 0; i < 32; i++) {
-		hex[2 * i] = digits[digest[i] >> 4];
-		hex[2 * i + 1] = digits[digest[i] & 15];
-	}
-	hex[64] = '\0';
 }
 
 /* ---- configuration ---- */
@@ -416,11 +390,12 @@ struct sink {
 	const char *kind; /* "file" | "stream" */
 	char *label;      /* for logs: the path, or the key and where */
 	pthread_t thread;
-	pthread_cond_t wake;
+	sem_t wake; /* posted by whoever finds waiting set (see sink_wait) */
 	/* under a->mu */
 	struct item *pending, **pending_tail;
 	struct item *finished, **finished_tail;
 	bool reopen, stop;
+	bool waiting; /* asleep on wake and not woken yet */
 	struct timespec stop_by;
 	/* written by the writer, read by the loop without the lock */
 	atomic_bool failing;
@@ -609,7 +584,7 @@ static int file_read_chain(struct sink *s, int fd)
 		goto fail;
 	}
 	s->seq = (unsigned long long)seq->valuedouble;
-	audit_sha256_hex(line, (size_t)(st.st_size - 1 - start), s->prev);
+	gw_auth_sha256_hex(line, (size_t)(st.st_size - 1 - start), s->prev);
 	rc = 0;
 fail:
 	cJSON_Delete(rec);
@@ -707,7 +682,7 @@ static int file_append(struct sink *s, const struct job *j, off_t *end)
 	} else {
 		*end += (off_t)len;
 		s->seq++;
-		audit_sha256_hex(line, len - 1, s->prev);
+		gw_auth_sha256_hex(line, len - 1, s->prev);
 	}
 	free(line);
 	return rc;
@@ -876,7 +851,7 @@ static void stream_send(struct sink *s, struct item *items, char **lines, char (
 		size_t lens[11];
 
 		lines[i] = compose_line(it->job, s->seq + 1 + i, prev, s->chain, &len);
-		audit_sha256_hex(lines[i], len - 1, hashes[i]);
+		gw_auth_sha256_hex(lines[i], len - 1, hashes[i]);
 		prev = hashes[i];
 		snprintf(seq, sizeof(seq), "%llu", s->seq + 1 + i);
 		argv[10] = lines[i];
@@ -1025,23 +1000,44 @@ static void sink_step(struct sink *s, struct item *batch, bool reopen, bool stop
 		sink_fail(s);
 }
 
-/* Sleeps (under a->mu) until there is work or a timer of the sink is due. */
+/* Sleeps until there is work or a timer of the sink is due; called and returns under a->mu.
+ * A semaphore, not a condition variable: glibc takes the mutex back from a condition wait in
+ * its contended state, so every record would cost the writer one more futex call (a wake of
+ * nobody) at its next unlock. Whoever gives the writer work posts once when it finds waiting
+ * set, after unlocking (sink_take_waiter); a post that comes after a time-out only makes the
+ * next wait return early. */
 static void sink_wait(struct sink *s)
 {
 	while (!s->pending && !s->reopen && !s->stop) {
-		bool retry = atomic_load(&s->failing), sync = s->dirty;
+		bool retry = atomic_load(&s->failing), sync = s->dirty, timed_out = false;
 		struct timespec until;
 
-		if (!retry && !sync) {
-			pthread_cond_wait(&s->wake, &s->a->mu);
-			continue;
+		if (retry || sync) {
+			until = retry ? s->retry_at : s->sync_at;
+			if (retry && sync && ts_before(&s->sync_at, &until))
+				until = s->sync_at;
 		}
-		until = retry ? s->retry_at : s->sync_at;
-		if (retry && sync && ts_before(&s->sync_at, &until))
-			until = s->sync_at;
-		if (pthread_cond_timedwait(&s->wake, &s->a->mu, &until) == ETIMEDOUT)
-			return;
+		s->waiting = true;
+		pthread_mutex_unlock(&s->a->mu);
+		if (!retry && !sync)
+			sem_wait(&s->wake);
+		else if (sem_clockwait(&s->wake, CLOCK_MONOTONIC, &until) < 0)
+			timed_out = errno == ETIMEDOUT;
+		pthread_mutex_lock(&s->a->mu);
+		if (timed_out)
+			break;
 	}
+	s->waiting = false;
+}
+
+/* Under a->mu: whether the writer must be woken (sem_post after the unlock) for work just
+ * given to it; true at most once per sleep. */
+static bool sink_take_waiter(struct sink *s)
+{
+	bool waiting = s->waiting;
+
+	s->waiting = false;
+	return waiting;
 }
 
 static struct item *take_batch(struct sink *s)
@@ -1120,7 +1116,6 @@ static char *stream_label(const struct audit_config *cfg)
 static struct sink *sink_new(struct audit *a, int which)
 {
 	struct sink *s = gw_xcalloc(1, sizeof(*s));
-	pthread_condattr_t attr;
 
 	s->a = a;
 	s->ops = which == SINK_FILE ? &file_ops : &stream_ops;
@@ -1131,11 +1126,8 @@ static struct sink *sink_new(struct audit *a, int which)
 	s->fd = -1;
 	memcpy(s->prev, zero_hash, sizeof(zero_hash));
 	atomic_init(&s->failing, false);
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	if (pthread_cond_init(&s->wake, &attr) != 0)
+	if (sem_init(&s->wake, 0, 0) != 0)
 		abort();
-	pthread_condattr_destroy(&attr);
 	return s;
 }
 
@@ -1155,7 +1147,7 @@ static void sink_start(struct sink *s)
 
 static void sink_free(struct sink *s)
 {
-	pthread_cond_destroy(&s->wake);
+	sem_destroy(&s->wake);
 	free(s->label);
 	free(s);
 }
@@ -1208,12 +1200,14 @@ static void take_finished(struct audit *a)
 	}
 }
 
+/* Writers send a byte only when the loop has not been told yet, so one read nearly always
+ * empties the socket; a byte left over only makes the event fire once more. */
 static void on_notify(evutil_socket_t fd, short what, void *arg)
 {
 	char buf[64];
 
 	(void)what;
-	while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+	while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) == (ssize_t)sizeof(buf))
 		;
 	take_finished(arg);
 }
@@ -1248,8 +1242,18 @@ struct audit *audit_new(struct event_base *base, const struct audit_config *cfg)
 	return a;
 }
 
+/* Posts the writers that sink_take_waiter said to wake (after a->mu is released). */
+static void wake_writers(struct audit *a, const bool wake[N_SINKS])
+{
+	for (int i = 0; i < N_SINKS; i++)
+		if (wake[i])
+			sem_post(&a->sinks[i]->wake);
+}
+
 void audit_free(struct audit *a)
 {
+	bool wake[N_SINKS] = {false};
+
 	if (!a)
 		return;
 	pthread_mutex_lock(&a->mu);
@@ -1257,10 +1261,11 @@ void audit_free(struct audit *a)
 		if (a->sinks[i]) {
 			a->sinks[i]->stop = true;
 			a->sinks[i]->stop_by = mono_after(FREE_WAIT_MS);
-			pthread_cond_signal(&a->sinks[i]->wake);
+			wake[i] = sink_take_waiter(a->sinks[i]);
 		}
 	}
 	pthread_mutex_unlock(&a->mu);
+	wake_writers(a, wake);
 	for (int i = 0; i < N_SINKS; i++)
 		if (a->sinks[i])
 			pthread_join(a->sinks[i]->thread, NULL);
@@ -1339,23 +1344,32 @@ static void record_prepare(const struct audit *a, cJSON *record)
 		redact_path(record, a->cfg.redact.items[i]);
 }
 
+/* A writer is woken only when it sleeps, and after the unlock: woken under the lock, it would
+ * block on the mutex at once and cost both threads a round of futex calls. */
 static void queue_job(struct audit *a, struct job *j)
 {
+	struct item *its[N_SINKS] = {NULL};
+	bool wake[N_SINKS] = {false};
+
+	for (int i = 0; i < N_SINKS; i++) {
+		if (!a->sinks[i])
+			continue;
+		its[i] = gw_xcalloc(1, sizeof(*its[i]));
+		its[i]->job = j;
+		j->pending++;
+	}
 	pthread_mutex_lock(&a->mu);
 	for (int i = 0; i < N_SINKS; i++) {
 		struct sink *s = a->sinks[i];
-		struct item *it;
 
 		if (!s)
 			continue;
-		it = gw_xcalloc(1, sizeof(*it));
-		it->job = j;
-		j->pending++;
-		*s->pending_tail = it;
-		s->pending_tail = &it->next;
-		pthread_cond_signal(&s->wake);
+		*s->pending_tail = its[i];
+		s->pending_tail = &its[i]->next;
+		wake[i] = sink_take_waiter(s);
 	}
 	pthread_mutex_unlock(&a->mu);
+	wake_writers(a, wake);
 }
 
 int audit_submit(struct audit *a, cJSON *record, audit_done_fn done, void *arg)
@@ -1630,13 +1644,16 @@ int audit_submit_record(struct audit *a, struct audit_record *rec, audit_done_fn
 void audit_reopen(struct audit *a)
 {
 	struct sink *s = a->sinks[SINK_FILE];
+	bool wake;
 
 	if (!s)
 		return;
 	pthread_mutex_lock(&a->mu);
 	s->reopen = true;
-	pthread_cond_signal(&s->wake);
+	wake = sink_take_waiter(s);
 	pthread_mutex_unlock(&a->mu);
+	if (wake)
+		sem_post(&s->wake);
 }
 
 void audit_stats_get(const struct audit *a, struct audit_stats *out)

@@ -143,9 +143,6 @@ void audit_stats_get(const struct audit *a, struct audit_stats *out);
 
 /* ---- shared with the command line (gateway/audit_cli.c) ---- */
 
-/* The SHA-256 of len bytes as 64 lower-case hex digits; a line's hash covers its bytes without
- * the newline. */
-void audit_sha256_hex(const void *data, size_t len, char hex[65]);
 
 /* A BLOCKING hiredis connection to url (AUTH and SELECT done), every wait bounded by
  * max(timeout_ms, 1000). For the writer thread and the command line, never for the loop.

@@ -11,6 +11,8 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "gateway/auth.h"
+
 #define TAIL_PAGE "500" /* stream entries per XRANGE */
 #define PROMPT_WIDTH 60
 
@@ -79,7 +81,7 @@ static int check_line(struct chain_walk *w, size_t n, const char *line, size_t l
 		if (w->records++ == 0)
 			w->first_seq = seq;
 		w->last_seq = seq;
-		audit_sha256_hex(line, len, w->last_hash);
+		gw_auth_sha256_hex(line, len, w->last_hash);
 	}
 	cJSON_Delete(rec);
 	return rc;

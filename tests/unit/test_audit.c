@@ -1,8 +1,9 @@
 /* Unit tests for gateway/audit.c and gateway/audit_cli.c with the file sink, on a real event
  * loop and real files: the config and its diagnostics, N records in N chained lines, every kind
  * of tampering found at its line by `audit verify`, a restart continuing the chain, redaction,
- * fsync "always", a sink that cannot write (no partial line, refusal, recovery), logrotate,
- * the queue bound, the lock against a second writer, and `audit tail`. */
+ * fsync "always", a writer woken from its sleep until the next fdatasync, a sink that cannot
+ * write (no partial line, refusal, recovery), logrotate, the queue bound, the lock against a
+ * second writer, and `audit tail`. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -715,6 +716,43 @@ static off_t file_size(const char *p)
 	return stat(p, &st) == 0 ? st.st_size : -1;
 }
 
+/* A writer asleep until its next fdatasync (a minute away) is woken by each new record, by a
+ * reopen and by audit_free; records submitted in a burst, while the writer is busy, are all
+ * confirmed, in order, each once. */
+static void test_wake_from_timed_sleep(void)
+{
+	struct done_log d = {0};
+	struct audit *a;
+	long long t0;
+	char **lines;
+	size_t n;
+
+	fresh_file("wake.jsonl");
+	a = open_audit(",'fsync':'interval','fsync_interval_ms':60000");
+	for (int i = 1; i <= 3; i++) {
+		t0 = now_ms();
+		submit_n(a, "hugo", i, 1, &d);
+		CHECK(d.ok == i && now_ms() - t0 < 2000);
+		usleep(20 * 1000); /* the writer is back asleep */
+	}
+	audit_reopen(a);
+	t0 = now_ms();
+	submit_n(a, "hugo", 4, 1, &d);
+	CHECK(d.ok == 4 && now_ms() - t0 < 2000);
+	submit_n(a, "hugo", 5, 500, &d);
+	CHECK(d.ok == 504 && d.failed == 0 && d.calls == 504);
+	usleep(20 * 1000);
+	t0 = now_ms();
+	audit_free(a);
+	CHECK(now_ms() - t0 < 2000);
+	lines = read_lines(path, &n);
+	CHECK(n == 504);
+	for (size_t i = 0; i < n; i++)
+		CHECK(seq_of(lines[i]) == (long long)i + 1);
+	CHECK(n == 504 && strstr(lines[503], "\"request_id\":\"req-hugo-504\""));
+	free_lines(lines, n);
+}
+
 /* RLIMIT_FSIZE makes writes past a size fail (EFBIG) even for root, and a write that crosses it
  * stops part-way: the partial write a full disk would cause. */
 static void set_fsize_limit(rlim_t limit)
@@ -977,6 +1015,7 @@ int main(void)
 	test_redaction();
 	test_record_writer();
 	test_fsync_always();
+	test_wake_from_timed_sleep();
 	test_write_failure();
 	test_reopen_failure_and_rotation();
 	test_queue_max();

@@ -19,6 +19,7 @@
 
 #include "gateway/audit.h"
 #include "gateway/audit_cli.h"
+#include "gateway/auth.h"
 #include "gateway/log.h"
 #include "tests/unit/audit_config.h"
 #include "tests/unit/harness.h"
@@ -175,7 +176,7 @@ static bool chained(const struct entry *e, size_t n)
 			return false;
 		if (i == 0)
 			continue;
-		audit_sha256_hex(e[i - 1].record, strlen(e[i - 1].record), hash);
+		gw_auth_sha256_hex(e[i - 1].record, strlen(e[i - 1].record), hash);
 		if (e[i].seq != e[i - 1].seq + 1 || strcmp(e[i].chain, e[i - 1].chain) != 0 ||
 		    strcmp(field(e[i].record, "prev", buf, sizeof(buf)), hash) != 0)
 			return false;
