@@ -7,6 +7,7 @@
 //
 //   GATEWAY_BIN=build/omni-mcp-gateway BENCH_N=2000 BENCH_C=4 node tests/bench/callgrind.mjs
 //   BENCH_TOOL=pickModel BENCH_FRAMING=sse BENCH_TOP=30 KEEP_TMP=1 node tests/bench/callgrind.mjs
+//   BENCH_TARGET=nginx node tests/bench/callgrind.mjs   # nginx as proxy.mjs sets it up, instead
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs';
 import https from 'node:https';
@@ -24,6 +25,7 @@ const WARM = Number(process.env.BENCH_WARM ?? 20);
 const TOOL = process.env.BENCH_TOOL ?? 'getData';
 const FRAMING = process.env.BENCH_FRAMING ?? 'json';
 const TOP = Number(process.env.BENCH_TOP ?? 25);
+const TARGET = process.env.BENCH_TARGET ?? 'gateway'; // gateway | nginx
 
 const MEMBERS = ['alice', 'bob', 'carol'].map((name, i) => ({
   name, ...newMemberToken(), pat: `omni_pat_bench_${name}_${i}`, userId: `u-bench-${name}`,
@@ -87,6 +89,48 @@ http {
   const child = run(nginx, ['-e', join(dir, 'upstream-error.log'), '-p', dir, '-c', conf]);
   await waitFor('upstream', () => tcpOpen(port), 15000);
   child.port = port;
+  return child;
+}
+
+/** nginx as proxy.mjs's closest plain equivalent of the gateway (TLS, member token -> PAT and
+ *  user id, 401 for an unknown token, kept-alive upstream, an access log), one process under
+ *  callgrind. */
+async function startNginxProxy(dir, certs, upstreamPort) {
+  const port = await closedPort();
+  const tmp = join(dir, 'proxy-tmp');
+  const map = (field) => MEMBERS.map((m) => `    "Bearer ${m.token}" "${m[field]}";`).join('\n');
+  const conf = join(dir, 'proxy.conf');
+  mkdirSync(tmp, { recursive: true });
+  writeFileSync(conf, `daemon off; master_process off; worker_processes 1;
+pid ${dir}/proxy.pid; error_log ${dir}/proxy-error.log warn;
+events { worker_connections 1024; }
+http {
+  client_body_temp_path ${tmp}/body; proxy_temp_path ${tmp}/proxy; fastcgi_temp_path ${tmp}/fastcgi;
+  uwsgi_temp_path ${tmp}/uwsgi; scgi_temp_path ${tmp}/scgi;
+  keepalive_requests 1000000; keepalive_timeout 75s; access_log ${dir}/proxy-access.log;
+  map_hash_bucket_size 128;
+  map $http_authorization $omni_pat { default ""; ${map('pat')} }
+  map $http_authorization $omni_user_id { default ""; ${map('userId')} }
+  upstream omni { server 127.0.0.1:${upstreamPort}; keepalive 64; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:${port} ssl;
+    ssl_certificate ${certs.certFile}; ssl_certificate_key ${certs.keyFile}; ssl_protocols TLSv1.2 TLSv1.3;
+    client_max_body_size 4m;
+    location = /mcp {
+      if ($omni_pat = "") { return 401; }
+      proxy_pass http://omni; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_set_header Authorization "Bearer $omni_pat"; proxy_set_header X-MCP-User-ID $omni_user_id;
+      proxy_set_header Cookie ""; proxy_buffering off;
+    }
+  }
+}
+`);
+  const nginx = existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx';
+  const out = join(dir, 'callgrind.out');
+  const child = run('valgrind', ['--tool=callgrind', `--callgrind-out-file=${out}`, nginx, '-e', join(dir, 'proxy-error.log'), '-p', dir, '-c', conf]);
+  await waitFor('nginx proxy', () => tcpOpen(port), 60000);
+  child.port = port;
+  child.out = out;
   return child;
 }
 
@@ -166,7 +210,7 @@ const dir = mkdtempSync(join(tmpdir(), 'gw-callgrind-'));
 try {
   const certs = makeCerts(dir);
   const up = await startUpstream(dir);
-  const gw = await startGateway(dir, certs, up.port);
+  const gw = TARGET === 'nginx' ? await startNginxProxy(dir, certs, up.port) : await startGateway(dir, certs, up.port);
   await load(gw.port, certs.ca, WARM * C, C);
   if (spawnSync('callgrind_control', ['-z', String(gw.pid)], { timeout: 30000 }).status !== 0) throw new Error('callgrind_control -z failed');
   const t0 = Date.now();
@@ -181,8 +225,10 @@ try {
   if (!part) throw new Error('no callgrind dump');
   const totals = /^(?:summary|totals):\s*(\d+)/m.exec(readFileSync(part, 'utf8'));
   const total = Number(totals[1]);
-  const audited = (readText(join(dir, 'audit.jsonl')).match(/\n/g) ?? []).length - WARM * C;
-  console.log(`${gatewayBin()}\n${TOOL} ${FRAMING}: ${N} requests on ${C} connections in ${secs.toFixed(1)} s under callgrind; ${audited} audit lines`);
+  const logged = TARGET === 'nginx'
+    ? `${(readText(join(dir, 'proxy-access.log')).match(/\n/g) ?? []).length - WARM * C} access lines`
+    : `${(readText(join(dir, 'audit.jsonl')).match(/\n/g) ?? []).length - WARM * C} audit lines`;
+  console.log(`${TARGET === 'nginx' ? 'nginx (proxy.mjs\'s equivalent of the gateway)' : gatewayBin()}\n${TOOL} ${FRAMING}: ${N} requests on ${C} connections in ${secs.toFixed(1)} s under callgrind; ${logged}`);
   console.log(`last answer: ${last.length} bytes`);
   console.log(`total ${total.toLocaleString('en-US')} Ir, ${Math.round(total / N).toLocaleString('en-US')} Ir per request\n`);
   for (const [title, incl] of [['inclusive', true], ['self', false]]) {
