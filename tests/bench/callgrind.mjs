@@ -9,7 +9,7 @@
 //   BENCH_TOOL=pickModel BENCH_FRAMING=sse BENCH_TOP=30 KEEP_TMP=1 node tests/bench/callgrind.mjs
 //   BENCH_TARGET=nginx node tests/bench/callgrind.mjs   # nginx as proxy.mjs sets it up, instead
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { makeCerts } from '../integration/lib/certs.mjs';
 import { gatewayBin } from '../integration/lib/paths.mjs';
 import { closedPort, newMemberToken } from '../integration/lib/util.mjs';
-import { CANNED_JSON, CANNED_SSE, nginxQuote } from './canned.mjs';
+import { proxyConf, upstreamConf } from './canned.mjs';
 
 const N = Number(process.env.BENCH_N ?? 2000);
 const C = Number(process.env.BENCH_C ?? 4);
@@ -62,76 +62,29 @@ const tcpOpen = (port) => new Promise((resolve) => {
 });
 
 
-async function startUpstream(dir) {
-  const port = await closedPort();
-  const tmp = join(dir, 'nginx-tmp');
-  mkdirSync(tmp, { recursive: true });
-  const conf = join(dir, 'upstream.conf');
-  writeFileSync(conf, `daemon off; master_process off; worker_processes 1;
-pid ${dir}/upstream.pid; error_log ${dir}/upstream-error.log warn;
-events { worker_connections 1024; }
-http {
-  client_body_temp_path ${tmp}/body; proxy_temp_path ${tmp}/proxy; fastcgi_temp_path ${tmp}/fastcgi;
-  uwsgi_temp_path ${tmp}/uwsgi; scgi_temp_path ${tmp}/scgi;
-  keepalive_requests 1000000; keepalive_timeout 75s; access_log off;
-  server {
-    listen 127.0.0.1:${port};
-    location = /mcp {
-      if ($http_mcp_session_id = "bench-sse") { rewrite ^ /canned-sse last; }
-      rewrite ^ /canned-json last;
-    }
-    location = /canned-json { internal; default_type application/json; return 200 ${nginxQuote(CANNED_JSON)}; }
-    location = /canned-sse { internal; default_type text/event-stream; return 200 ${nginxQuote(CANNED_SSE)}; }
-  }
-}
-`);
+/** Starts nginx (under callgrind when out is given) with conf written to dir/<name>.conf. */
+async function startNginx(dir, name, conf, port, out) {
+  const file = join(dir, `${name}.conf`);
   const nginx = existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx';
-  const child = run(nginx, ['-e', join(dir, 'upstream-error.log'), '-p', dir, '-c', conf]);
-  await waitFor('upstream', () => tcpOpen(port), 15000);
-  child.port = port;
-  return child;
-}
-
-/** nginx as proxy.mjs's closest plain equivalent of the gateway (TLS, member token -> PAT and
- *  user id, 401 for an unknown token, kept-alive upstream, an access log), one process under
- *  callgrind. */
-async function startNginxProxy(dir, certs, upstreamPort) {
-  const port = await closedPort();
-  const tmp = join(dir, 'proxy-tmp');
-  const map = (field) => MEMBERS.map((m) => `    "Bearer ${m.token}" "${m[field]}";`).join('\n');
-  const conf = join(dir, 'proxy.conf');
-  mkdirSync(tmp, { recursive: true });
-  writeFileSync(conf, `daemon off; master_process off; worker_processes 1;
-pid ${dir}/proxy.pid; error_log ${dir}/proxy-error.log warn;
-events { worker_connections 1024; }
-http {
-  client_body_temp_path ${tmp}/body; proxy_temp_path ${tmp}/proxy; fastcgi_temp_path ${tmp}/fastcgi;
-  uwsgi_temp_path ${tmp}/uwsgi; scgi_temp_path ${tmp}/scgi;
-  keepalive_requests 1000000; keepalive_timeout 75s; access_log ${dir}/proxy-access.log;
-  map_hash_bucket_size 128;
-  map $http_authorization $omni_pat { default ""; ${map('pat')} }
-  map $http_authorization $omni_user_id { default ""; ${map('userId')} }
-  upstream omni { server 127.0.0.1:${upstreamPort}; keepalive 64; keepalive_requests 1000000; }
-  server {
-    listen 127.0.0.1:${port} ssl;
-    ssl_certificate ${certs.certFile}; ssl_certificate_key ${certs.keyFile}; ssl_protocols TLSv1.2 TLSv1.3;
-    client_max_body_size 4m;
-    location = /mcp {
-      if ($omni_pat = "") { return 401; }
-      proxy_pass http://omni; proxy_http_version 1.1; proxy_set_header Connection "";
-      proxy_set_header Authorization "Bearer $omni_pat"; proxy_set_header X-MCP-User-ID $omni_user_id;
-      proxy_set_header Cookie ""; proxy_buffering off;
-    }
-  }
-}
-`);
-  const nginx = existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx';
-  const out = join(dir, 'callgrind.out');
-  const child = run('valgrind', ['--tool=callgrind', `--callgrind-out-file=${out}`, nginx, '-e', join(dir, 'proxy-error.log'), '-p', dir, '-c', conf]);
-  await waitFor('nginx proxy', () => tcpOpen(port), 60000);
+  const args = ['-e', join(dir, `${name}-error.log`), '-p', dir, '-c', file];
+  writeFileSync(file, conf);
+  const child = out ? run('valgrind', ['--tool=callgrind', `--callgrind-out-file=${out}`, nginx, ...args]) : run(nginx, args);
+  await waitFor(name, () => tcpOpen(port), 60000);
   child.port = port;
   child.out = out;
   return child;
+}
+
+/** The canned upstream, as proxy.mjs runs it. */
+async function startUpstream(dir) {
+  const port = await closedPort();
+  return startNginx(dir, 'upstream', upstreamConf(dir, port), port);
+}
+
+/** nginx as proxy.mjs's closest plain equivalent of the gateway, under callgrind. */
+async function startNginxProxy(dir, certs, upstreamPort) {
+  const port = await closedPort();
+  return startNginx(dir, 'nginx', proxyConf(dir, port, upstreamPort, certs, MEMBERS), port, join(dir, 'callgrind.out'));
 }
 
 async function startGateway(dir, certs, upstreamPort) {
@@ -226,7 +179,7 @@ try {
   const totals = /^(?:summary|totals):\s*(\d+)/m.exec(readFileSync(part, 'utf8'));
   const total = Number(totals[1]);
   const logged = TARGET === 'nginx'
-    ? `${(readText(join(dir, 'proxy-access.log')).match(/\n/g) ?? []).length - WARM * C} access lines`
+    ? `${(readText(join(dir, 'nginx-access.log')).match(/\n/g) ?? []).length - WARM * C} access lines`
     : `${(readText(join(dir, 'audit.jsonl')).match(/\n/g) ?? []).length - WARM * C} audit lines`;
   console.log(`${TARGET === 'nginx' ? 'nginx (proxy.mjs\'s equivalent of the gateway)' : gatewayBin()}\n${TOOL} ${FRAMING}: ${N} requests on ${C} connections in ${secs.toFixed(1)} s under callgrind; ${logged}`);
   console.log(`last answer: ${last.length} bytes`);

@@ -16,7 +16,7 @@ import { makeCerts } from '../integration/lib/certs.mjs';
 import { request } from '../integration/lib/http.mjs';
 import { gatewayBin, REPO_ROOT } from '../integration/lib/paths.mjs';
 import { closedPort, newMemberToken } from '../integration/lib/util.mjs';
-import { CANNED_JSON, CANNED_SSE, nginxQuote } from './canned.mjs';
+import { proxyConf, upstreamConf } from './canned.mjs';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);            // each wrk run
 const STREAMS = (process.env.BENCH_STREAMS ?? '1000,10000').split(',').map(Number).filter((n) => n > 0);
@@ -120,84 +120,7 @@ const hardNofile = () => Number(spawnSync('bash', ['-c', 'ulimit -Hn'], { encodi
 // ---------------------------------------------------------------------------------------------
 // The three servers
 
-/** nginx's single-quoted string syntax ('\n' → newline, '\\' → backslash). */
 
-function nginxCommon(dir, name) {
-  const tmp = join(dir, `${name}-tmp`);
-  mkdirSync(tmp, { recursive: true });
-  return `daemon off;
-master_process off;
-worker_processes 1;
-pid ${dir}/${name}.pid;
-error_log ${dir}/${name}-error.log warn;
-events { worker_connections 20000; }
-http {
-  client_body_temp_path ${tmp}/body; proxy_temp_path ${tmp}/proxy; fastcgi_temp_path ${tmp}/fastcgi;
-  uwsgi_temp_path ${tmp}/uwsgi; scgi_temp_path ${tmp}/scgi;
-  keepalive_requests 1000000;
-  keepalive_timeout 75s;
-`;
-}
-
-/** The fast fixed upstream: nginx answering every POST /mcp with the canned getData result,
- *  in SSE framing for the session "bench-sse" and in JSON otherwise. */
-function upstreamConf(dir, port) {
-  return `${nginxCommon(dir, 'upstream')}  access_log off;
-  server {
-    listen 127.0.0.1:${port} backlog=4096;
-    location = /mcp {
-      if ($http_mcp_session_id = "bench-sse") { rewrite ^ /canned-sse last; }
-      rewrite ^ /canned-json last;
-    }
-    location = /canned-json { internal; default_type application/json; return 200 ${nginxQuote(CANNED_JSON)}; }
-    location = /canned-sse {
-      internal; default_type text/event-stream; add_header Cache-Control no-cache;
-      return 200 ${nginxQuote(CANNED_SSE)};
-    }
-  }
-}
-`;
-}
-
-/** nginx as the closest plain equivalent of the gateway: TLS, member token → PAT (401 for an
- *  unknown token), kept-alive upstream connections, no response buffering, an access log. */
-function proxyConf(dir, port, upstreamPort, certs) {
-  const map = (field) => MEMBERS.map((m) => `    "Bearer ${m.token}" "${m[field]}";`).join('\n');
-  return `${nginxCommon(dir, 'nginx')}  access_log ${dir}/nginx-access.log;
-  map_hash_bucket_size 128;
-  map $http_authorization $omni_pat {
-    default "";
-${map('pat')}
-  }
-  map $http_authorization $omni_user_id {
-    default "";
-${map('userId')}
-  }
-  upstream omni {
-    server 127.0.0.1:${upstreamPort};
-    keepalive 64;
-    keepalive_requests 1000000;
-  }
-  server {
-    listen 127.0.0.1:${port} ssl backlog=4096;
-    ssl_certificate ${certs.certFile};
-    ssl_certificate_key ${certs.keyFile};
-    ssl_protocols TLSv1.2 TLSv1.3;
-    client_max_body_size 4m;
-    location = /mcp {
-      if ($omni_pat = "") { return 401; }
-      proxy_pass http://omni;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Authorization "Bearer $omni_pat";
-      proxy_set_header X-MCP-User-ID $omni_user_id;
-      proxy_set_header Cookie "";
-      proxy_buffering off;
-    }
-  }
-}
-`;
-}
 
 async function startNginx(dir, name, conf, port) {
   const file = join(dir, `${name}.conf`);
@@ -518,7 +441,7 @@ async function main() {
     // 1. The canned upstream, nginx in front of it, the gateway in front of it.
     const ports = { direct: await closedPort(), nginx: await closedPort() };
     const upstream = await startNginx(dir, 'upstream', upstreamConf(dir, ports.direct), ports.direct);
-    const proxy = await startNginx(dir, 'nginx', proxyConf(dir, ports.nginx, ports.direct, certs), ports.nginx);
+    const proxy = await startNginx(dir, 'nginx', proxyConf(dir, ports.nginx, ports.direct, certs, MEMBERS), ports.nginx);
     const gw = await startGateway(dir, 'gateway', `http://127.0.0.1:${ports.direct}/mcp`, certs);
     procs.push(upstream, proxy, gw);
     ports.gateway = gw.port;
