@@ -26,7 +26,6 @@ struct gw_fetch {
 	struct event_base *base;
 	CURLM *multi;
 	struct event *timer;
-	bool kick_queued, kick_running; /* as in upstream.c: a 0 ms time-out runs curl this round */
 	struct gw_fetch_req *reqs; /* every request not yet delivered or cancelled */
 	struct fetch_sock *socks;
 };
@@ -222,11 +221,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	f->kick_running = f->kick_queued;
-	f->kick_queued = false;
 	curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	reap_finished(f);
-	f->kick_running = false;
 }
 
 static void sock_free(struct fetch_sock *s)
@@ -278,23 +274,13 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
 	return 0;
 }
 
-/* CURLMOPT_TIMERFUNCTION: wake curl after timeout_ms (-1: never); 0 ms later in this loop
- * round, unless curl asks for it from such a run (see upstream.c's on_curl_timer). */
+/* CURLMOPT_TIMERFUNCTION: wake curl after timeout_ms (-1: never). */
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 {
 	struct gw_fetch *f = userp;
 	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
 
 	(void)multi;
-	if (timeout_ms == 0 && !f->kick_running) {
-		if (!f->kick_queued) {
-			evtimer_del(f->timer);
-			event_active(f->timer, EV_TIMEOUT, 1);
-			f->kick_queued = true;
-		}
-		return 0;
-	}
-	f->kick_queued = false;
 	if (timeout_ms < 0)
 		evtimer_del(f->timer);
 	else
