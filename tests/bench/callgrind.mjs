@@ -11,13 +11,12 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs';
 import https from 'node:https';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeCerts } from '../integration/lib/certs.mjs';
 import { gatewayBin } from '../integration/lib/paths.mjs';
 import { closedPort, newMemberToken } from '../integration/lib/util.mjs';
-import { proxyConf, upstreamConf } from './canned.mjs';
+import { proxyConf, readText, tcpOpen, upstreamConf, waitFor } from './canned.mjs';
 
 const N = Number(process.env.BENCH_N ?? 2000);
 const C = Number(process.env.BENCH_C ?? 4);
@@ -36,7 +35,6 @@ const BODY = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', param
 const children = new Set();
 process.on('exit', () => { for (const c of children) try { c.kill('SIGKILL'); } catch { /* gone */ } });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const readText = (f) => (existsSync(f) ? readFileSync(f, 'utf8') : '');
 
 function run(cmd, args, { stdout = 'ignore', env = process.env } = {}) {
   const child = spawn(cmd, args, { stdio: ['ignore', stdout, stdout], env });
@@ -45,21 +43,7 @@ function run(cmd, args, { stdout = 'ignore', env = process.env } = {}) {
   return child;
 }
 
-async function waitFor(what, fn, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(50);
-  }
-}
 
-const tcpOpen = (port) => new Promise((resolve) => {
-  const s = net.connect(port, '127.0.0.1');
-  s.on('connect', () => { s.destroy(); resolve(true); });
-  s.on('error', () => resolve(false));
-});
 
 
 /** Starts nginx (under callgrind when out is given) with conf written to dir/<name>.conf. */

@@ -1,7 +1,9 @@
 // What the benchmarks share (proxy.mjs, callgrind.mjs): the canned upstream answer, Omni's
-// getData result (a query and 10 rows as its text content) in JSON and in SSE framing, and the
-// nginx configs of the canned upstream and of nginx as the gateway's plain equivalent.
-import { mkdirSync } from 'node:fs';
+// getData result (a query and 10 rows as its text content) in JSON and in SSE framing, the
+// nginx configs of the canned upstream and of nginx as the gateway's plain equivalent, and
+// waiting for the servers.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
 
 export const CANNED_DATA = {
@@ -97,3 +99,28 @@ ${map('userId')}
 }
 `;
 }
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** fn's first truthy value, polled every 50 ms; throws after timeoutMs, or at once when child
+ *  (a process started with an exitInfo set on exit) has exited. */
+export async function waitFor(what, fn, timeoutMs = 30000, child = null) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (child?.exitInfo) throw new Error(`${what}: the process exited (${JSON.stringify(child.exitInfo)})`);
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:port. */
+export const tcpOpen = (port) => new Promise((resolve) => {
+  const s = net.connect(port, '127.0.0.1');
+  s.on('connect', () => { s.destroy(); resolve(true); });
+  s.on('error', () => resolve(false));
+});
+
+/** A file's text, or '' when it does not exist (yet). */
+export const readText = (f) => (existsSync(f) ? readFileSync(f, 'utf8') : '');

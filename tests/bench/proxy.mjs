@@ -9,14 +9,13 @@
 //   BENCH_SECONDS=10 BENCH_STREAMS=1000,10000 BENCH_PROFILE=callgrind node tests/bench/proxy.mjs
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { makeCerts } from '../integration/lib/certs.mjs';
 import { request } from '../integration/lib/http.mjs';
 import { gatewayBin, REPO_ROOT } from '../integration/lib/paths.mjs';
 import { closedPort, newMemberToken } from '../integration/lib/util.mjs';
-import { proxyConf, upstreamConf } from './canned.mjs';
+import { proxyConf, readText, tcpOpen, upstreamConf, waitFor } from './canned.mjs';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);            // each wrk run
 const STREAMS = (process.env.BENCH_STREAMS ?? '1000,10000').split(',').map(Number).filter((n) => n > 0);
@@ -70,24 +69,8 @@ async function stop(child, graceMs = 15000) {
   clearTimeout(t);
 }
 
-async function waitFor(what, fn, timeoutMs = 30000, child = null) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (child?.exitInfo) throw new Error(`${what}: the process exited (${JSON.stringify(child.exitInfo)})`);
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(50);
-  }
-}
 
-const tcpOpen = (port) => new Promise((resolve) => {
-  const s = net.connect(port, '127.0.0.1');
-  s.on('connect', () => { s.destroy(); resolve(true); });
-  s.on('error', () => resolve(false));
-});
 
-const readText = (f) => (existsSync(f) ? readFileSync(f, 'utf8') : '');
 
 /** utime + stime of a process (all its threads), in seconds. */
 function cpuSeconds(pid) {
