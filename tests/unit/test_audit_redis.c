@@ -93,18 +93,6 @@ static cJSON *record(const char *member, int i)
 
 /* ---- redis-server ---- */
 
-static void on_alarm(int sig)
-{
-	static const char msg[] = "test_audit_redis: stuck for 120 s; giving up\n";
-
-	(void)sig;
-	if (redis_pid > 0)
-		kill(redis_pid, SIGKILL);
-	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
-	}
-	_exit(1);
-}
-
 /* ---- reading the stream back ---- */
 
 struct entry {
@@ -340,9 +328,8 @@ int main(void)
 {
 	const char *tmp = getenv("TMPDIR");
 
-	signal(SIGALRM, on_alarm);
 	signal(SIGPIPE, SIG_IGN);
-	alarm(120);
+	redis_watchdog(120);
 	atexit(redis_kill);
 	gw_log_set_level(GW_LOG_ERROR);
 	snprintf(dir, sizeof(dir), "%s/gwaudit-redis.XXXXXX", tmp && *tmp ? tmp : "/tmp");

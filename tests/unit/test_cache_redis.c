@@ -101,18 +101,6 @@ static void redis_signal(int sig)
 		kill(redis_pid, sig);
 }
 
-static void on_alarm(int sig)
-{
-	static const char msg[] = "test_cache_redis: stuck for 180 s; giving up\n";
-
-	(void)sig;
-	if (redis_pid > 0)
-		kill(redis_pid, SIGKILL);
-	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
-	}
-	_exit(1);
-}
-
 /* ---- log capture: the gateway logs to stderr with one write per line ---- */
 
 static int saved_stderr = -1;
@@ -720,9 +708,8 @@ static void test_redis(void)
 
 int main(void)
 {
-	signal(SIGALRM, on_alarm);
 	signal(SIGPIPE, SIG_IGN);
-	alarm(180);
+	redis_watchdog(180);
 	atexit(redis_kill);
 	gw_log_set_level(GW_LOG_ERROR);
 	base = event_base_new();

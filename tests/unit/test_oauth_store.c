@@ -413,23 +413,10 @@ static void test_redis(void)
 	cache_redis_free(rb);
 }
 
-static void on_alarm(int sig)
-{
-	static const char msg[] = "test_oauth_store: stuck for 120 s; giving up\n";
-
-	(void)sig;
-	if (redis_pid > 0)
-		kill(redis_pid, SIGKILL);
-	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
-	}
-	_exit(1);
-}
-
 int main(void)
 {
-	signal(SIGALRM, on_alarm);
 	signal(SIGPIPE, SIG_IGN);
-	alarm(120);
+	redis_watchdog(120);
 	atexit(redis_kill);
 	gw_log_set_level(GW_LOG_ERROR); /* the outages' warnings are expected */
 	base = event_base_new();
