@@ -217,7 +217,8 @@ static bool run_until_client(atomic_bool *flag, long max_ms)
 	return atomic_load(flag);
 }
 
-static void start(struct client *c, struct owner *o, bool tls, enum client_job job)
+/* Starts the client thread on job; expect (READ_SLOWLY) is set before it runs. */
+static void start(struct client *c, struct owner *o, bool tls, enum client_job job, size_t expect)
 {
 	int sv[2];
 
@@ -230,6 +231,7 @@ static void start(struct client *c, struct owner *o, bool tls, enum client_job j
 	c->fd = sv[1];
 	c->tls = tls;
 	c->job = job;
+	c->expect = expect;
 	o->s = gw_stream_new(base, sv[0], tls ? SSL_new(server_ctx) : NULL);
 	gw_stream_set_callbacks(o->s, &own_cbs, o);
 	pthread_create(&c->thread, NULL, client_main, c);
@@ -256,7 +258,7 @@ static void test_messages_waiting(bool tls)
 	struct owner o;
 	char want[3 * MSG_LEN + 1];
 
-	start(&c, &o, tls, SEND_THREE);
+	start(&c, &o, tls, SEND_THREE, 0);
 	gw_stream_set_read_high(o.s, MSG_LEN);
 	CHECK(run_until_client(&c.sent, 5000)); /* the handshake ran on the loop */
 	run_for(50);
@@ -284,8 +286,7 @@ static void test_large_output(bool tls)
 
 	for (size_t i = 0; i < total; i++)
 		data[i] = (char)('A' + i % 26);
-	start(&c, &o, tls, READ_SLOWLY);
-	c.expect = total;
+	start(&c, &o, tls, READ_SLOWLY, total);
 	gw_stream_set_write_low(o.s, low);
 	gw_stream_set_write_timeout(o.s, 10000);
 	/* In pieces of odd sizes, as a relay adds them. */
@@ -319,7 +320,7 @@ static void test_write_timeout(bool tls)
 	struct owner o;
 	char *data = calloc(1, 8 << 20);
 
-	start(&c, &o, tls, READ_NOTHING);
+	start(&c, &o, tls, READ_NOTHING, 0);
 	gw_stream_set_write_timeout(o.s, 200);
 	evbuffer_add(gw_stream_output(o.s), data, 8 << 20);
 	CHECK(run_until(&o.finished, 10000));
@@ -334,7 +335,7 @@ static void test_peer_close(bool tls, enum client_job how)
 	struct client c;
 	struct owner o;
 
-	start(&c, &o, tls, how);
+	start(&c, &o, tls, how, 0);
 	gw_stream_enable_read(o.s, true);
 	CHECK(run_until(&o.finished, 5000));
 	CHECK(o.ended == GW_STREAM_EOF);
@@ -348,7 +349,7 @@ static void test_free_in_callback(bool tls)
 	struct client c;
 	struct owner o;
 
-	start(&c, &o, tls, SEND_THREE);
+	start(&c, &o, tls, SEND_THREE, 0);
 	o.free_in_read = true;
 	gw_stream_enable_read(o.s, true);
 	CHECK(run_until(&o.finished, 5000));
